@@ -1,0 +1,183 @@
+"""`ds-pipeline` command line.
+
+    ds-pipeline run --data-dir DIR [--env-file F]... [--lang LL] [--set K=V]...
+                    [--stages a,b | --from X --to Y] [--force STAGE]... [--dry-run]
+    ds-pipeline config [--env-file F]... [--lang LL] [--set K=V]... [--markdown]
+    ds-pipeline stages
+    ds-pipeline sample-corpus --lang LL --out PATH.tar.gz [--clips N] [--seed S]
+
+Exit codes: 0 ok, 1 failure, 2 configuration or usage error, 3 missing input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline.config import Config, load_config
+from pipeline.errors import PipelineError, UsageError
+
+log = logging.getLogger("pipeline")
+
+DEFAULT_DATA_DIR = "/mnt"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # exit code 2, like our config errors
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                   help="KEY=VALUE file in docker --env-file syntax (repeatable; later files win)")
+    p.add_argument("--lang", metavar="LL", help="language pack (sets MODEL_LANGUAGE)")
+    p.add_argument("--set", "-e", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="set one variable (repeatable; wins over env files and the environment)")
+
+
+def _config_from_args(args: argparse.Namespace) -> Config:
+    return load_config(args.env_file, overrides=args.overrides, lang=args.lang)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ds-pipeline", description="Train DeepSpeech-compatible speech-to-text "
+                     "models from open corpora.")
+    parser.add_argument("--version", action="version", version=f"ds-pipeline {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="run the pipeline (all stages, or a selection)")
+    _add_config_args(p)
+    p.add_argument("--data-dir", default=os.environ.get("DS_DATA_DIR", DEFAULT_DATA_DIR),
+                   help="data directory (default /mnt, the container's bind mount)")
+    p.add_argument("--stages", help="comma list of stages to run (e.g. import,alphabet)")
+    p.add_argument("--from", dest="start", metavar="STAGE", help="first stage to run")
+    p.add_argument("--to", dest="stop", metavar="STAGE", help="last stage to run")
+    p.add_argument("--force", action="append", default=[], metavar="STAGE",
+                   help="rerun this stage even if it is done (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+
+    p = sub.add_parser("config", help="print the effective configuration and where each value came from")
+    _add_config_args(p)
+    p.add_argument("--markdown", action="store_true",
+                   help="print the variable reference table (used in README.md)")
+
+    sub.add_parser("stages", help="list the stages in order")
+
+    p = sub.add_parser("sample-corpus", help="synthesize a Common-Voice-format sample archive with espeak-ng")
+    p.add_argument("--lang", default="fr", help="language pack whose sentences are spoken")
+    p.add_argument("--out", required=True, help="output archive, e.g. data/sources/cv-corpus-fr.tar.gz")
+    p.add_argument("--clips", type=int, default=1000, help="number of clips (default 1000, ~0.7 h)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same archive)")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.fsutil import DataDirLock
+    from pipeline.logs import add_run_log
+    from pipeline.paths import Paths
+    from pipeline.stages import STAGES
+    from pipeline.stages.base import clean_stale_temps, execute, plan, select_stages
+    from pipeline.stages.preflight import check_writable
+
+    cfg = _config_from_args(args)
+    stage_list = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
+    selected = select_stages(STAGES, stage_list, args.start, args.stop)
+    for name in args.force:
+        if name not in [s.name for s in STAGES]:
+            raise UsageError(f"--force {name}: unknown stage")
+    paths = Paths.at(args.data_dir)
+    if args.dry_run:
+        items = plan(STAGES, selected, cfg, paths, args.force)
+        print(f"plan for {paths.root} (language {cfg.general.model_language}):")
+        for i, item in enumerate(items, 1):
+            print(f"  [{i}/{len(items)} {item.stage.name}] {item.action}: {item.reason}")
+        return 0
+    check_writable(paths)
+    with DataDirLock(paths.lock_file):
+        log_path = add_run_log(paths.logs)
+        log.info("ds-pipeline %s, data dir %s, log %s", __version__, paths.root, log_path)
+        _log_config(cfg)
+        clean_stale_temps(paths)
+        items = plan(STAGES, selected, cfg, paths, args.force)
+        execute(items, cfg, paths)
+        log.info("all selected stages done")
+    return 0
+
+
+def _log_config(cfg: Config) -> None:
+    from pipeline.config import iter_rows
+
+    changed = [f"{name}={value} ({source})" for name, value, source, _ in iter_rows(cfg)
+               if source != "default"]
+    log.info("configuration (non-default values): %s", "; ".join(changed) or "all defaults")
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from pipeline.config import iter_rows, markdown_table
+
+    if args.markdown:
+        sys.stdout.write(markdown_table())
+        return 0
+    cfg = _config_from_args(args)
+    rows = list(iter_rows(cfg))
+    w_name = max(len(r[0]) for r in rows)
+    w_val = min(max(len(r[1]) for r in rows), 28)
+    w_src = max(len(r[2]) for r in rows)
+    print(f"{'NAME':<{w_name}}  {'VALUE':<{w_val}}  {'SOURCE':<{w_src}}  HELP")
+    for name, value, source, help_text in rows:
+        shown = value if value else "(empty)"
+        print(f"{name:<{w_name}}  {shown:<{w_val}}  {source:<{w_src}}  {help_text}")
+    return 0
+
+
+def cmd_stages(args: argparse.Namespace) -> int:
+    from pipeline.stages import STAGES
+
+    for i, s in enumerate(STAGES, 1):
+        print(f"{i}. {s.name:<12} {s.help}")
+    return 0
+
+
+def cmd_sample_corpus(args: argparse.Namespace) -> int:
+    from pipeline.sample_corpus import make_sample_corpus
+
+    if args.clips < 1:
+        raise UsageError("--clips must be at least 1")
+    out = make_sample_corpus(args.lang, Path(args.out), clips=args.clips, seed=args.seed)
+    log.info("wrote %s", out)
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "config": cmd_config,
+    "stages": cmd_stages,
+    "sample-corpus": cmd_sample_corpus,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pipeline.logs import setup_logging
+
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # seed's "magic flag"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        return COMMANDS[args.command](args)
+    except PipelineError as exc:
+        log.error("error: %s", exc)
+        return exc.exit_code
+    except BrokenPipeError:  # `ds-pipeline config | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        log.error("interrupted; finished stages are kept, rerun the same command to continue")
+        return 130

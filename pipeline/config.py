@@ -1,0 +1,481 @@
+"""The configuration: one frozen, typed tree built from layered sources.
+
+Precedence, lowest first: field defaults < language pack (`MODEL_LANGUAGE`) < `--env-file` files (in
+the order given) < process environment < CLI flags. Every field carries its environment name (the
+seed pipelines' names), a one-line help text and its valid range. Parsing is strict and gathers every
+problem into one `ConfigError`.
+
+To add a variable: add a `var(...)` field to the section it belongs to. Nothing else is needed; the
+`config` command, the README table (`ds-pipeline config --markdown`) and fingerprints pick it up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+BOOL_TRUE = {"1", "true", "yes"}
+BOOL_FALSE = {"0", "false", "no"}
+
+
+@dataclass(frozen=True)
+class LmRange:
+    """`LM_EVALUATE_RANGE=alpha_max,beta_max,n_trials`."""
+
+    alpha_max: float
+    beta_max: float
+    n_trials: int
+
+    def __str__(self) -> str:
+        return f"{self.alpha_max:g},{self.beta_max:g},{self.n_trials}"
+
+
+def var(default: Any, env: str, help: str, *, kind: str | None = None, min: float | None = None,
+        max: float | None = None, choices: Sequence[str] | None = None) -> Any:
+    """Declare a config field. `kind` is inferred from the default unless given."""
+    if kind is None:
+        kind = {bool: "bool", int: "int", float: "float", str: "str"}[type(default)]
+    meta = {"env": env, "help": help, "kind": kind, "min": min, "max": max, "choices": choices}
+    if isinstance(default, (list, tuple)):
+        return field(default=tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections. Field order is display order.
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GeneralConfig:
+    model_language: str = var("fr", "MODEL_LANGUAGE",
+                              "language pack to use (alphabet, corpora, LM sources, export names)")
+    corpora: tuple[str, ...] = var((), "CORPORA",
+                                   "comma list of importer keys to import (default: the language pack's list)",
+                                   kind="list")
+    fast_train: bool = var(False, "FAST_TRAIN",
+                           "smoke run: a few samples, a tiny LM, seconds-long training")
+    only_export: bool = var(False, "ONLY_EXPORT",
+                            "skip training; re-export from the best checkpoint")
+    random_seed: int = var(4568, "RANDOM_SEED", "seed for splits, shuffling and initialization", min=0)
+    workers: int = var(0, "WORKERS", "worker processes for import and decoding (0 = one per CPU)",
+                       min=0, max=256)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    english_compatible: bool = var(False, "ENGLISH_COMPATIBLE",
+                                   "transliterate labels and LM text to the English a-z' alphabet")
+    duplicate_sentence_count: int = var(1, "DUPLICATE_SENTENCE_COUNT",
+                                        "Common Voice: >1 rebuilds train/dev/test from validated.tsv "
+                                        "with up to N clips per sentence", min=1, max=1000)
+    cv_archive: str = var("", "CV_ARCHIVE",
+                          "Common Voice archive file name in sources/ (default: the language pack's)")
+    cv_checksum: str = var("", "CV_CHECKSUM",
+                           "expected checksum of the CV archive, 'sha256:HEX' or 'sha1:HEX' "
+                           "(default: the language pack's; empty = not checked)")
+    min_duration: float = var(0.5, "MIN_DURATION", "shortest clip kept, seconds", min=0.0, max=60.0)
+    max_duration: float = var(15.0, "MAX_DURATION", "longest clip kept, seconds", min=0.5, max=3600.0)
+    min_kept_ratio: float = var(0.5, "MIN_KEPT_RATIO",
+                                "fail the import if a corpus keeps less than this fraction of its rows",
+                                min=0.0, max=1.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = var(64, "BATCH_SIZE", "batch size for train, dev and test (per replica)",
+                          min=1, max=65536)
+    epochs: int = var(30, "EPOCHS", "maximum number of training epochs", min=0, max=100000)
+    learning_rate: float = var(0.0001, "LEARNING_RATE", "Adam learning rate", min=0.0, max=10.0)
+    n_hidden: int = var(2048, "N_HIDDEN", "width of the dense layers and of the LSTM", min=1,
+                        max=65536)
+    dropout: float = var(0.3, "DROPOUT", "dropout rate of the dense layers", min=0.0, max=0.95)
+    early_stop: bool = var(True, "EARLY_STOP",
+                           "stop when the dev loss has not improved for ES_STOP epochs")
+    es_stop: int = var(25, "ES_STOP", "early-stop patience in epochs (DeepSpeech es_epochs)", min=1,
+                       max=100000)
+    es_min_delta: float = var(0.05, "ES_MIN_DELTA",
+                              "smallest dev-loss decrease that counts as an improvement", min=0.0)
+    reduce_lr_on_plateau: bool = var(False, "REDUCE_LR_ON_PLATEAU",
+                                     "multiply the LR by PLATEAU_REDUCTION after PLATEAU_EPOCHS "
+                                     "epochs without improvement")
+    plateau_epochs: int = var(10, "PLATEAU_EPOCHS", "epochs without improvement before reducing the LR",
+                              min=1)
+    plateau_reduction: float = var(0.1, "PLATEAU_REDUCTION", "LR factor applied on a plateau",
+                                   min=0.0, max=1.0)
+    max_to_keep: int = var(5, "MAX_TO_KEEP", "training checkpoints kept", min=1, max=1000)
+    checkpoint_secs: int = var(600, "CHECKPOINT_SECS", "seconds between mid-epoch checkpoints",
+                               min=1)
+    amp: bool = var(False, "AMP", "automatic mixed precision (float16 on GPU, loss scaling)")
+    transfer_learning: bool = var(False, "TRANSFER_LEARNING",
+                                  "start from the checkpoint in TRANSFER_CHECKPOINT")
+    transfer_checkpoint: str = var("/transfer-checkpoint", "TRANSFER_CHECKPOINT",
+                                   "source checkpoint directory for transfer learning (read-only)")
+    drop_source_layers: int = var(1, "DROP_SOURCE_LAYERS",
+                                  "transfer: re-initialize the last N layers (6, 5, lstm, 3, 2)",
+                                  min=0, max=5)
+    augment: str = var("", "AUGMENT",
+                       "train-set augmentations, e.g. 'specaugment,tempo=0.9:1.1,volume,noise=0.01'")
+    feature_cache: bool = var(False, "FEATURE_CACHE", "cache train features on disk after epoch 1")
+
+
+@dataclass(frozen=True)
+class LmConfig:
+    lm_alpha: float = var(0.931289039105002, "LM_ALPHA",
+                          "language model weight in beam search (DeepSpeech release default)",
+                          min=0.0, max=100.0)
+    lm_beta: float = var(1.1834137581510284, "LM_BETA", "word insertion bonus in beam search",
+                         min=-100.0, max=100.0)
+    lm_top_k: int = var(500000, "LM_TOP_K", "LM vocabulary size (most frequent words kept)", min=1)
+    lm_order: int = var(4, "LM_ORDER", "n-gram order of the KenLM model", min=1, max=9)
+    lm_prune: str = var("0|0|1", "LM_PRUNE", "lmplz --prune thresholds, '|'-separated")
+    lm_memory: str = var("1G", "LM_MEMORY", "lmplz --memory as a size (e.g. 512M, 4G), not a %")
+    lm_evaluate_range: LmRange | None = var(None, "LM_EVALUATE_RANGE",
+                                            "alpha_max,beta_max,n_trials: search LM_ALPHA/LM_BETA on the "
+                                            "dev set (empty = off)", kind="lm_range")
+    beam_width: int = var(500, "BEAM_WIDTH", "beam width for decoding with the scorer", min=1,
+                          max=100000)
+    kenlm_bin: str = var("", "KENLM_BIN",
+                         "directory with lmplz/filter/build_binary (default: PATH, then the build cache)")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    export_author: str = var("", "EXPORT_AUTHOR", "model card author (default: language pack)")
+    export_model_name: str = var("", "EXPORT_MODEL_NAME", "model card name (default: language pack)")
+    export_model_version: str = var("0.1.0", "EXPORT_MODEL_VERSION", "model card version")
+    export_license: str = var("", "EXPORT_LICENSE", "model card license (default: language pack)")
+    export_contact: str = var("", "EXPORT_CONTACT", "model card contact info")
+
+
+@dataclass(frozen=True)
+class Config:
+    general: GeneralConfig = field(default_factory=GeneralConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    lm: LmConfig = field(default_factory=LmConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    # env name -> where the value came from ("default", "pack:fr", "env-file f:3", "environment", "cli")
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def value(self, env: str) -> Any:
+        """The value of the variable named `env` (e.g. "BATCH_SIZE")."""
+        section, name = _ENV_INDEX[env]
+        return getattr(getattr(self, section), name)
+
+    def active_corpora(self) -> tuple[str, ...]:
+        """CORPORA, or the language pack's corpus list when CORPORA is empty."""
+        if self.general.corpora:
+            return self.general.corpora
+        from pipeline.langs import load_pack
+
+        return load_pack(self.general.model_language).corpora
+
+    def as_env(self) -> dict[str, str]:
+        """Every variable as the string a user would write in an env file."""
+        return {spec.env: format_value(self.value(spec.env)) for spec in SPECS}
+
+    def with_values(self, **env_values: Any) -> Config:
+        """A copy with some variables replaced by already-typed values (tests, derived settings)."""
+        sections: dict[str, dict[str, Any]] = {}
+        for env, val in env_values.items():
+            section, name = _ENV_INDEX[env]
+            sections.setdefault(section, {})[name] = val
+        kw = {s: dataclasses.replace(getattr(self, s), **v) for s, v in sections.items()}
+        return dataclasses.replace(self, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Field registry
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VarSpec:
+    env: str
+    section: str
+    name: str
+    kind: str
+    default: Any
+    help: str
+    min: float | None
+    max: float | None
+    choices: Sequence[str] | None
+
+    def valid_form(self) -> str:
+        if self.kind == "bool":
+            return "one of 1/0/true/false/yes/no"
+        if self.kind == "lm_range":
+            return "'alpha_max,beta_max,n_trials' (e.g. 5,5,600) or empty"
+        if self.kind == "list":
+            return "a comma-separated list"
+        if self.choices:
+            return "one of " + "/".join(self.choices)
+        what = {"int": "an integer", "float": "a number", "str": "text"}[self.kind]
+        if self.min is not None and self.max is not None:
+            return f"{what} in [{self.min:g}, {self.max:g}]"
+        if self.min is not None:
+            return f"{what} >= {self.min:g}"
+        return what
+
+
+def _collect_specs() -> list[VarSpec]:
+    specs: list[VarSpec] = []
+    for sec in dataclasses.fields(Config):
+        if sec.name == "sources":
+            continue
+        for f in dataclasses.fields(sec.default_factory()):  # type: ignore[misc]
+            m = f.metadata
+            specs.append(VarSpec(m["env"], sec.name, f.name, m["kind"], f.default, m["help"],
+                                 m["min"], m["max"], m["choices"]))
+    return specs
+
+
+SPECS: list[VarSpec] = _collect_specs()
+_ENV_INDEX: dict[str, tuple[str, str]] = {s.env: (s.section, s.name) for s in SPECS}
+SPEC_BY_ENV: dict[str, VarSpec] = {s.env: s for s in SPECS}
+ENV_NAMES: frozenset[str] = frozenset(_ENV_INDEX)
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if value is None:
+        return ""
+    return str(value)
+
+
+def parse_value(spec: VarSpec, raw: str) -> Any:
+    """Parse one raw string for `spec`; raise ValueError with the valid form on failure."""
+    text = raw.strip()
+    bad = ValueError(f"{spec.env}={raw!r} is invalid: expected {spec.valid_form()}")
+    if spec.kind == "bool":
+        low = text.lower()
+        if low in BOOL_TRUE:
+            return True
+        if low in BOOL_FALSE:
+            return False
+        raise bad
+    if spec.kind == "list":
+        return tuple(p.strip() for p in text.split(",") if p.strip())
+    if spec.kind == "lm_range":
+        if not text:
+            return None
+        parts = text.split(",")
+        try:
+            if len(parts) != 3:
+                raise ValueError
+            rng = LmRange(float(parts[0]), float(parts[1]), int(parts[2]))
+        except ValueError:
+            raise bad from None
+        if rng.alpha_max <= 0 or rng.beta_max <= 0 or rng.n_trials < 1:
+            raise ValueError(f"{spec.env}={raw!r} is invalid: alpha_max and beta_max must be > 0 "
+                             f"and n_trials >= 1")
+        return rng
+    if spec.kind == "int":
+        try:
+            value: Any = int(text)
+        except ValueError:
+            raise bad from None
+    elif spec.kind == "float":
+        try:
+            value = float(text)
+        except ValueError:
+            raise bad from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise bad
+    else:
+        value = raw
+    if spec.min is not None and value < spec.min:
+        raise bad
+    if spec.max is not None and value > spec.max:
+        raise bad
+    if spec.choices and value not in spec.choices:
+        raise bad
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layer:
+    """Raw `KEY -> (value, origin)` pairs from one source."""
+
+    name: str
+    values: dict[str, tuple[str, str]]
+
+
+def _unknown_key_message(key: str, where: str) -> str:
+    close = difflib.get_close_matches(key, ENV_NAMES, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"{where}: unknown variable {key}{hint}"
+
+
+def read_env_file(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> tuple[Layer, list[str]]:
+    """Parse a docker `--env-file`: `KEY=VALUE` lines, `#` comments, blank lines.
+
+    As in docker, the value is taken literally (no quote removal) and a bare `KEY` line takes the
+    value from the environment if set. Returns the layer and the list of problems found.
+    """
+    path = Path(path)
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    values: dict[str, tuple[str, str]] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Layer(str(path), {}), [f"{path}: env file not found"]
+    except UnicodeDecodeError:
+        return Layer(str(path), {}), [f"{path}: env file is not UTF-8"]
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        where = f"{path}:{lineno}"
+        key, sep, value = line.lstrip().partition("=")
+        key = key.strip()
+        if not key or " " in key or key.startswith("export "):
+            problems.append(f"{where}: expected KEY=VALUE, got {line!r}")
+            continue
+        if key not in ENV_NAMES:
+            problems.append(_unknown_key_message(key, where))
+            continue
+        if not sep:
+            if key in environ:
+                values[key] = (environ[key], f"env-file {path.name}:{lineno} (from environment)")
+            continue
+        values[key] = (value, f"env-file {path.name}:{lineno}")
+    return Layer(str(path), values), problems
+
+
+def environment_layer(environ: Mapping[str, str]) -> Layer:
+    return Layer("environment", {k: (v, "environment") for k, v in environ.items() if k in ENV_NAMES})
+
+
+def overrides_layer(pairs: Iterable[str]) -> tuple[Layer, list[str]]:
+    """CLI `--set KEY=VALUE` pairs."""
+    values: dict[str, tuple[str, str]] = {}
+    problems = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep:
+            problems.append(f"--set {pair!r}: expected KEY=VALUE")
+        elif key not in ENV_NAMES:
+            problems.append(_unknown_key_message(key, f"--set {pair}"))
+        else:
+            values[key] = (value, "cli")
+    return Layer("cli", values), problems
+
+
+def load_config(env_files: Sequence[str | os.PathLike[str]] = (), *,
+                environ: Mapping[str, str] | None = None,
+                overrides: Iterable[str] = (), lang: str | None = None) -> Config:
+    """Resolve the configuration from all sources. Raises ConfigError naming every problem."""
+    from pipeline.langs import load_pack  # local: packs import config for their defaults
+
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    layers: list[Layer] = []
+    for f in env_files:
+        layer, errs = read_env_file(f, environ)
+        layers.append(layer)
+        problems.extend(errs)
+    layers.append(environment_layer(environ))
+    cli_pairs = list(overrides)
+    if lang is not None:
+        cli_pairs.append(f"MODEL_LANGUAGE={lang}")
+    layer, errs = overrides_layer(cli_pairs)
+    layers.append(layer)
+    problems.extend(errs)
+
+    # The language decides the pack, whose defaults sit just above the built-in ones.
+    language = SPEC_BY_ENV["MODEL_LANGUAGE"].default
+    for layer in layers:
+        if "MODEL_LANGUAGE" in layer.values:
+            language = layer.values["MODEL_LANGUAGE"][0].strip()
+    pack_layer = Layer("pack", {})
+    try:
+        pack = load_pack(language)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    else:
+        for key, value in pack.defaults.items():
+            if key not in ENV_NAMES:
+                problems.append(_unknown_key_message(key, f"language pack {language} [defaults]"))
+            else:
+                pack_layer.values[key] = (value, f"pack:{language}")
+    layers.insert(0, pack_layer)
+
+    sections: dict[str, dict[str, Any]] = {}
+    sources: dict[str, str] = {}
+    for spec in SPECS:
+        raw: tuple[str, str] | None = None
+        for layer in layers:
+            if spec.env in layer.values:
+                raw = layer.values[spec.env]
+        if raw is None:
+            value, origin = spec.default, "default"
+        else:
+            try:
+                value = parse_value(spec, raw[0])
+            except ValueError as exc:
+                problems.append(f"{exc} (from {raw[1]})")
+                continue
+            origin = raw[1]
+        sections.setdefault(spec.section, {})[spec.name] = value
+        sources[spec.env] = origin
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+    cfg = Config(**{name: _SECTION_TYPES[name](**vals) for name, vals in sections.items()},
+                 sources=sources)
+    cross = _cross_checks(cfg)
+    if cross:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(cross))
+    return cfg
+
+
+_SECTION_TYPES = {f.name: f.default_factory for f in dataclasses.fields(Config) if f.name != "sources"}
+
+
+def _cross_checks(cfg: Config) -> list[str]:
+    problems = []
+    if cfg.data.min_duration >= cfg.data.max_duration:
+        problems.append(f"MIN_DURATION={cfg.data.min_duration:g} must be smaller than "
+                        f"MAX_DURATION={cfg.data.max_duration:g}")
+    prune = cfg.lm.lm_prune.split("|")
+    if not all(p.strip().isdigit() for p in prune):
+        problems.append(f"LM_PRUNE={cfg.lm.lm_prune!r} is invalid: expected integers separated by '|', "
+                        f"e.g. 0|0|1")
+    mem = cfg.lm.lm_memory.strip()
+    if not mem or mem.endswith("%") or not (mem[:-1] if mem[-1].isalpha() else mem).isdigit():
+        problems.append(f"LM_MEMORY={cfg.lm.lm_memory!r} is invalid: expected a size like 512M or 4G "
+                        f"(a percentage reserves most of the machine's memory)")
+    if cfg.data.cv_checksum:
+        algo, _, hexdigest = cfg.data.cv_checksum.partition(":")
+        if algo not in ("sha1", "sha256") or not hexdigest or any(
+                c not in "0123456789abcdefABCDEF" for c in hexdigest):
+            problems.append(f"CV_CHECKSUM={cfg.data.cv_checksum!r} is invalid: expected 'sha256:HEX' "
+                            f"or 'sha1:HEX'")
+    return problems
+
+
+def iter_rows(cfg: Config) -> Iterator[tuple[str, str, str, str]]:
+    """(name, value, source, help) for the `config` command."""
+    for spec in SPECS:
+        yield spec.env, format_value(cfg.value(spec.env)), cfg.sources.get(spec.env, "default"), spec.help
+
+
+def markdown_table() -> str:
+    """The README's variable table, generated from the field metadata."""
+    lines = ["| variable | default | valid values | meaning |", "|---|---|---|---|"]
+    for spec in SPECS:
+        default = format_value(spec.default) or "(empty)"
+        lines.append(f"| `{spec.env}` | `{default}` | {spec.valid_form()} | {spec.help} |")
+    return "\n".join(lines) + "\n"

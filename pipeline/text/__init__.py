@@ -1,0 +1,1 @@
+"""Text handling: alphabets and per-language normalization."""

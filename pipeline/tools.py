@@ -1,0 +1,55 @@
+"""Running external programs: one helper, no shell, stderr tail in the error."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.errors import ExternalToolError, MissingInputError
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL_LINES = 20
+
+
+def run_tool(argv: Sequence[str | os.PathLike[str]], *, stdin: bytes | None = None,
+             cwd: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
+             capture_stdout: bool = False) -> subprocess.CompletedProcess[bytes]:
+    """Run `argv` and raise ExternalToolError (with the stderr tail) if it exits non-zero."""
+    args = [os.fspath(a) for a in argv]
+    log.debug("running: %s", " ".join(args))
+    try:
+        proc = subprocess.run(args, input=stdin, cwd=cwd, env=env, check=False,
+                              stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise MissingInputError(f"program not found: {args[0]}") from None
+    if proc.returncode != 0:
+        tail = b"\n".join(proc.stderr.splitlines()[-STDERR_TAIL_LINES:]).decode("utf-8", "replace")
+        raise ExternalToolError(
+            f"{Path(args[0]).name} exited with code {proc.returncode}: {' '.join(args)}\n{tail}")
+    return proc
+
+
+def default_tool_dirs() -> list[Path]:
+    """Where KenLM binaries are looked for after KENLM_BIN: the build cache of scripts/build_kenlm.sh."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return [cache / "ds-pipeline" / "kenlm" / "bin", Path("/usr/local/bin")]
+
+
+def find_tool(name: str, extra_dirs: Sequence[str | os.PathLike[str]] = ()) -> Path | None:
+    """Find an executable in `extra_dirs`, then PATH, then the default build cache."""
+    for d in [*extra_dirs, *[None], *default_tool_dirs()]:
+        if d is None:
+            found = shutil.which(name)
+            if found:
+                return Path(found)
+            continue
+        cand = Path(d) / name
+        if cand.is_file() and os.access(cand, os.X_OK):
+            return cand
+    return None
