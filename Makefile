@@ -8,7 +8,7 @@ DEMO_LANG ?= fr
 DEMO_CLIPS ?= 1000
 PYTEST_ARGS ?=
 
-.PHONY: venv kenlm test test-all lint demo clean-demo bench legacy-runtimes
+.PHONY: venv kenlm test test-all lint demo clean-demo readme-vars
 
 venv: $(VENV)/.installed
 
@@ -45,3 +45,7 @@ demo: venv kenlm
 
 clean-demo:
 	rm -rf $(DEMO_DIR)
+
+# Regenerate README.md's variable table from pipeline/config.py.
+readme-vars:
+	$(PYTHON) scripts/update_readme.py

@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from pipeline import __version__
 from pipeline.config import Config, load_config
@@ -28,7 +29,7 @@ DEFAULT_DATA_DIR = "/mnt"
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # exit code 2, like our config errors
+    def error(self, message: str) -> NoReturn:  # exit code 2, like our config errors
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,14 +38,40 @@ class LmRange:
 
 
 def var(default: Any, env: str, help: str, *, kind: str | None = None, min: float | None = None,
-        max: float | None = None, choices: Sequence[str] | None = None) -> Any:
-    """Declare a config field. `kind` is inferred from the default unless given."""
+        max: float | None = None, choices: Sequence[str] | None = None,
+        check: Callable[[Any], str | None] | None = None) -> Any:
+    """Declare a config field. `kind` is inferred from the default unless given; `check` returns
+    an error text (the expected form) for a parsed value it rejects."""
     if kind is None:
         kind = {bool: "bool", int: "int", float: "float", str: "str"}[type(default)]
-    meta = {"env": env, "help": help, "kind": kind, "min": min, "max": max, "choices": choices}
+    meta = {"env": env, "help": help, "kind": kind, "min": min, "max": max, "choices": choices,
+            "check": check}
     if isinstance(default, (list, tuple)):
         return field(default=tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def _check_checksum(value: str) -> str | None:
+    if not value:
+        return None
+    algo, _, hexdigest = value.partition(":")
+    if algo in ("sha1", "sha256") and hexdigest and all(c in "0123456789abcdefABCDEF" for c in hexdigest):
+        return None
+    return "'sha256:HEX' or 'sha1:HEX'"
+
+
+def _check_prune(value: str) -> str | None:
+    if all(p.strip().isdigit() for p in value.split("|")):
+        return None
+    return "integers separated by '|', e.g. 0|0|1"
+
+
+def _check_size(value: str) -> str | None:
+    v = value.strip()
+    num = v[:-1] if v and v[-1] in "KMGTkmgt" else v
+    if num.isdigit():
+        return None
+    return "a size like 512M or 4G (a percentage reserves most of the machine's memory)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,7 +104,7 @@ class DataConfig:
                           "Common Voice archive file name in sources/ (default: the language pack's)")
     cv_checksum: str = var("", "CV_CHECKSUM",
                            "expected checksum of the CV archive, 'sha256:HEX' or 'sha1:HEX' "
-                           "(default: the language pack's; empty = not checked)")
+                           "(default: the language pack's; empty = not checked)", check=_check_checksum)
     min_duration: float = var(0.5, "MIN_DURATION", "shortest clip kept, seconds", min=0.0, max=60.0)
     max_duration: float = var(15.0, "MAX_DURATION", "longest clip kept, seconds", min=0.5, max=3600.0)
     min_kept_ratio: float = var(0.5, "MIN_KEPT_RATIO",
@@ -133,8 +159,10 @@ class LmConfig:
                          min=-100.0, max=100.0)
     lm_top_k: int = var(500000, "LM_TOP_K", "LM vocabulary size (most frequent words kept)", min=1)
     lm_order: int = var(4, "LM_ORDER", "n-gram order of the KenLM model", min=1, max=9)
-    lm_prune: str = var("0|0|1", "LM_PRUNE", "lmplz --prune thresholds, '|'-separated")
-    lm_memory: str = var("1G", "LM_MEMORY", "lmplz --memory as a size (e.g. 512M, 4G), not a %")
+    lm_prune: str = var("0|0|1", "LM_PRUNE", "lmplz --prune thresholds, '|'-separated",
+                        check=_check_prune)
+    lm_memory: str = var("1G", "LM_MEMORY", "lmplz --memory as a size (e.g. 512M, 4G), not a %",
+                         check=_check_size)
     lm_evaluate_range: LmRange | None = var(None, "LM_EVALUATE_RANGE",
                                             "alpha_max,beta_max,n_trials: search LM_ALPHA/LM_BETA on the "
                                             "dev set (empty = off)", kind="lm_range")
@@ -204,6 +232,7 @@ class VarSpec:
     min: float | None
     max: float | None
     choices: Sequence[str] | None
+    check: Callable[[Any], str | None] | None = None
 
     def valid_form(self) -> str:
         if self.kind == "bool":
@@ -222,15 +251,19 @@ class VarSpec:
         return what
 
 
+_SECTION_TYPES: dict[str, type] = {
+    "general": GeneralConfig, "data": DataConfig, "train": TrainConfig, "lm": LmConfig,
+    "export": ExportConfig,
+}
+
+
 def _collect_specs() -> list[VarSpec]:
     specs: list[VarSpec] = []
-    for sec in dataclasses.fields(Config):
-        if sec.name == "sources":
-            continue
-        for f in dataclasses.fields(sec.default_factory()):  # type: ignore[misc]
+    for sec_name, sec_type in _SECTION_TYPES.items():
+        for f in dataclasses.fields(sec_type):
             m = f.metadata
-            specs.append(VarSpec(m["env"], sec.name, f.name, m["kind"], f.default, m["help"],
-                                 m["min"], m["max"], m["choices"]))
+            specs.append(VarSpec(m["env"], sec_name, f.name, m["kind"], f.default, m["help"],
+                                 m["min"], m["max"], m["choices"], m["check"]))
     return specs
 
 
@@ -297,6 +330,10 @@ def parse_value(spec: VarSpec, raw: str) -> Any:
         raise bad
     if spec.choices and value not in spec.choices:
         raise bad
+    if spec.check is not None:
+        form = spec.check(value)
+        if form:
+            raise ValueError(f"{spec.env}={raw!r} is invalid: expected {form}")
     return value
 
 
@@ -441,28 +478,11 @@ def load_config(env_files: Sequence[str | os.PathLike[str]] = (), *,
     return cfg
 
 
-_SECTION_TYPES = {f.name: f.default_factory for f in dataclasses.fields(Config) if f.name != "sources"}
-
-
 def _cross_checks(cfg: Config) -> list[str]:
     problems = []
     if cfg.data.min_duration >= cfg.data.max_duration:
         problems.append(f"MIN_DURATION={cfg.data.min_duration:g} must be smaller than "
                         f"MAX_DURATION={cfg.data.max_duration:g}")
-    prune = cfg.lm.lm_prune.split("|")
-    if not all(p.strip().isdigit() for p in prune):
-        problems.append(f"LM_PRUNE={cfg.lm.lm_prune!r} is invalid: expected integers separated by '|', "
-                        f"e.g. 0|0|1")
-    mem = cfg.lm.lm_memory.strip()
-    if not mem or mem.endswith("%") or not (mem[:-1] if mem[-1].isalpha() else mem).isdigit():
-        problems.append(f"LM_MEMORY={cfg.lm.lm_memory!r} is invalid: expected a size like 512M or 4G "
-                        f"(a percentage reserves most of the machine's memory)")
-    if cfg.data.cv_checksum:
-        algo, _, hexdigest = cfg.data.cv_checksum.partition(":")
-        if algo not in ("sha1", "sha256") or not hexdigest or any(
-                c not in "0123456789abcdefABCDEF" for c in hexdigest):
-            problems.append(f"CV_CHECKSUM={cfg.data.cv_checksum!r} is invalid: expected 'sha256:HEX' "
-                            f"or 'sha1:HEX'")
     return problems
 
 

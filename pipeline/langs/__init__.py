@@ -51,7 +51,7 @@ def available_languages() -> list[str]:
     return sorted(p.parent.name for p in PACKS_DIR.glob("*/pack.toml"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_pack(code: str) -> LanguagePack:
     directory = PACKS_DIR / code
     pack_file = directory / "pack.toml"
