@@ -57,9 +57,11 @@ PROBE_SENTENCE = {
     "it": "il piccolo gatto dorme sul divano rosso, poi mangia.",
     "en": "the little cat sleeps on the red sofa, then it eats.",
 }
-# Two settings count as the same voice when their probe audio has about the same length and this
-# waveform correlation or more (espeak-ng silently falls back to the base voice for unknown names).
-SAME_VOICE_CORRELATION = 0.99
+# Two settings count as the same voice when their probe audio has the same length within this
+# fraction and log-spectrogram correlation of at least this (espeak-ng silently falls back to the base
+# voice for unknown names; renderings of one voice correlate at >= 0.996, see `_VoiceRef`).
+SAME_VOICE_LENGTH = 0.005
+SAME_VOICE_CORRELATION = 0.993
 
 RATE_WPM = (135, 205)           # espeak-ng default is 175
 PITCH = (25, 75)                # espeak-ng 0-100, default 50
@@ -142,15 +144,39 @@ def engine() -> Espeak:
 
 
 def _same_voice(a: np.ndarray, b: np.ndarray) -> bool:
-    """Byte-identical, or the same length within 0.2 % and waveform correlation >= the threshold."""
-    if len(a) == len(b) and a.tobytes() == b.tobytes():
-        return True
-    if abs(len(a) - len(b)) > 0.002 * max(len(a), len(b)):
-        return False
-    m = min(len(a), len(b))
-    x, y = a[:m].astype(np.float64), b[:m].astype(np.float64)
-    corr = float(np.dot(x, y) / (np.sqrt(np.dot(x, x) * np.dot(y, y)) + 1e-9))
-    return corr >= SAME_VOICE_CORRELATION
+    """True if two probe renderings are byte-identical or sound the same (see `_VoiceRef`)."""
+    return _VoiceRef(a).matches(_VoiceRef(b))
+
+
+class _VoiceRef:
+    """A probe rendering reduced to a log band-energy spectrogram, for comparing voices.
+
+    Waveforms cannot be compared directly: libespeak-ng's pitch flutter carries over from clip to
+    clip, so the same voice never renders the same samples twice. Its log spectrogram in 24 bands
+    does: two renderings of one voice correlate at >= 0.996, distinct variants mostly far lower.
+    """
+
+    def __init__(self, audio: np.ndarray):
+        self.raw = audio.tobytes()
+        self.length = len(audio)
+        x = audio.astype(np.float32) / 32768.0
+        if len(x) < 1024:
+            x = np.pad(x, (0, 1024 - len(x)))
+        frames = np.lib.stride_tricks.sliding_window_view(x, 512)[::256] * np.hanning(512)
+        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+        edges = np.unique(np.geomspace(2, 256, 25).astype(int))
+        self.spec = np.log(np.add.reduceat(power, edges, axis=1) + 1e-8)
+
+    def matches(self, other: _VoiceRef) -> bool:
+        if self.raw == other.raw:
+            return True
+        if abs(self.length - other.length) > SAME_VOICE_LENGTH * max(self.length, other.length):
+            return False
+        k = min(len(self.spec), len(other.spec))
+        a = self.spec[:k].ravel() - self.spec[:k].mean()
+        b = other.spec[:k].ravel() - other.spec[:k].mean()
+        corr = float(np.dot(a, b) / (np.sqrt(np.dot(a, a) * np.dot(b, b)) + 1e-12))
+        return corr >= SAME_VOICE_CORRELATION
 
 
 def distinct_variants(lang: str, candidates: Iterable[str] | None = None) -> list[str]:
@@ -164,18 +190,18 @@ def distinct_variants(lang: str, candidates: Iterable[str] | None = None) -> lis
         v for v in eng.variants() if v not in EFFECT_VARIANTS]
     probe = PROBE_SENTENCE.get(lang, "a b c d e f g")
     kept: list[str] = []
-    refs = [eng.synth(probe, lang)]
+    refs = [_VoiceRef(eng.synth(probe, lang))]
     for name in names:
         try:
-            audio = eng.synth(probe, f"{lang}+{name}")
+            ref = _VoiceRef(eng.synth(probe, f"{lang}+{name}"))
         except ConfigError:
             log.debug("variant %s: unknown to espeak-ng", name)
             continue
-        if any(_same_voice(audio, ref) for ref in refs):
+        if any(ref.matches(r) for r in refs):
             log.debug("variant %s: sounds like the base voice or another variant, dropped", name)
             continue
         kept.append(name)
-        refs.append(audio)
+        refs.append(ref)
     return kept
 
 
@@ -376,36 +402,37 @@ def make_sample_corpus(lang: str, out: Path, clips: int = 1000, seed: int = 1) -
     if clips < 1:
         raise ConfigError(f"--clips must be at least 1 (got {clips})")
     sentences = load_sentences(pack.code)
-    variants = distinct_variants(pack.code)
-    plan = plan_corpus(pack.code, clips, seed, sentences, variants)
-    by_split = {s: [c for c in plan if c.split == s] for s in SPLIT_FILES}
-    log.info("sample corpus %s: %d clips (train %d, dev %d, test %d), %d sentences, %d distinct voices",
-             lang, clips, *(len(by_split[s]) for s in SPLIT_FILES), len(sentences), len(variants))
-    root = f"{VERSION_DIR}/{pack.code}"
-    start = time.monotonic()
-    total_s = 0.0
     workers = _pool_workers(-(-clips // BLOCK_CLIPS))
-    with atomic_write(out, "wb") as fh, \
-            gzip.GzipFile(filename="", fileobj=fh, mode="wb", mtime=0, compresslevel=6) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for d in (VERSION_DIR, root, f"{root}/clips"):
-            _tar_add(tar, d, None)
-        _tar_add(tar, f"{root}/validated.tsv", tsv_text(plan).encode())
-        for split in SPLIT_FILES:
-            _tar_add(tar, f"{root}/{split}.tsv", tsv_text(by_split[split]).encode())
-        for name in ("invalidated", "other"):
-            _tar_add(tar, f"{root}/{name}.tsv", tsv_text([]).encode())
-        with Progress(clips, f"synthesizing {lang} clips", unit="clips") as prog:
+    # spawn + one task per child: every task (the voice probe, each block of clips) starts from a
+    # freshly loaded libespeak-ng (see BLOCK_CLIPS), so nothing depends on this process's history.
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, maxtasksperchild=1) as pool:
+        variants = pool.apply(distinct_variants, (pack.code,))
+        plan = plan_corpus(pack.code, clips, seed, sentences, variants)
+        by_split = {s: [c for c in plan if c.split == s] for s in SPLIT_FILES}
+        log.info("sample corpus %s: %d clips (train %d, dev %d, test %d), %d sentences, %d distinct voices",
+                 lang, clips, *(len(by_split[s]) for s in SPLIT_FILES), len(sentences), len(variants))
+        root = f"{VERSION_DIR}/{pack.code}"
+        start = time.monotonic()
+        total_s = 0.0
+        with atomic_write(out, "wb") as fh, \
+                gzip.GzipFile(filename="", fileobj=fh, mode="wb", mtime=0, compresslevel=6) as gz, \
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar, \
+                Progress(clips, f"synthesizing {lang} clips", unit="clips") as prog:
+            for d in (VERSION_DIR, root, f"{root}/clips"):
+                _tar_add(tar, d, None)
+            _tar_add(tar, f"{root}/validated.tsv", tsv_text(plan).encode())
+            for split in SPLIT_FILES:
+                _tar_add(tar, f"{root}/{split}.tsv", tsv_text(by_split[split]).encode())
+            for name in ("invalidated", "other"):
+                _tar_add(tar, f"{root}/{name}.tsv", tsv_text([]).encode())
             blocks = [plan[i:i + BLOCK_CLIPS] for i in range(0, len(plan), BLOCK_CLIPS)]
-            # spawn + one task per child: every block starts from a freshly loaded libespeak-ng.
-            ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(workers, maxtasksperchild=1) as pool:
-                # imap keeps plan order, so the archive does not depend on worker timing.
-                for rendered in pool.imap(render_block, blocks, chunksize=1):
-                    for index, data, dur in rendered:
-                        _tar_add(tar, f"{root}/clips/{plan_name(pack.code, index)}", data)
-                        total_s += dur
-                    prog.update(len(rendered))
+            # imap keeps plan order, so the archive does not depend on worker timing.
+            for rendered in pool.imap(render_block, blocks, chunksize=1):
+                for index, data, dur in rendered:
+                    _tar_add(tar, f"{root}/clips/{plan_name(pack.code, index)}", data)
+                    total_s += dur
+                prog.update(len(rendered))
     elapsed = max(time.monotonic() - start, 1e-6)
     size = out.stat().st_size
     log.info("sample corpus: %d clips, %.2f h of audio in %.1f s (%.1f clips/s, %d workers), %s: %.1f MB",
