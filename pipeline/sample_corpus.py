@@ -412,6 +412,9 @@ def make_sample_corpus(lang: str, out: Path, clips: int = 1000, seed: int = 1) -
         by_split = {s: [c for c in plan if c.split == s] for s in SPLIT_FILES}
         log.info("sample corpus %s: %d clips (train %d, dev %d, test %d), %d sentences, %d distinct voices",
                  lang, clips, *(len(by_split[s]) for s in SPLIT_FILES), len(sentences), len(variants))
+        for split in ("dev", "test"):
+            log.info("%s voices (held out of train): %s", split,
+                     ", ".join(sorted({c.voice.variant for c in by_split[split]})) or "none")
         root = f"{VERSION_DIR}/{pack.code}"
         start = time.monotonic()
         total_s = 0.0
@@ -419,6 +422,7 @@ def make_sample_corpus(lang: str, out: Path, clips: int = 1000, seed: int = 1) -
                 gzip.GzipFile(filename="", fileobj=fh, mode="wb", mtime=0, compresslevel=6) as gz, \
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar, \
                 Progress(clips, f"synthesizing {lang} clips", unit="clips") as prog:
+            os.fchmod(fh.fileno(), 0o644)  # the temp file is 0600; the archive is shared data
             for d in (VERSION_DIR, root, f"{root}/clips"):
                 _tar_add(tar, d, None)
             _tar_add(tar, f"{root}/validated.tsv", tsv_text(plan).encode())

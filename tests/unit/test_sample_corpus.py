@@ -57,6 +57,7 @@ def read_tsv(path: Path) -> list[dict[str, str]]:
 
 def test_cli_writes_archive_atomically(cli_archive: Path) -> None:
     assert cli_archive.stat().st_size > 100_000
+    assert cli_archive.stat().st_mode & 0o777 == 0o644
     assert [p.name for p in cli_archive.parent.iterdir()] == [cli_archive.name]  # no temp left over
 
 
