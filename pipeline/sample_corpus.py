@@ -12,7 +12,8 @@ and a pitch bucket; `client_id` is a hash of it. The official dev and test split
 sentences that train never sees, so they measure generalization to new voices and new sentences.
 
 The archive is byte-identical for the same (lang, clips, seed): the plan comes from one seeded
-generator, each clip's noise from its own seed, clips are written in plan order whatever worker
+generator, each clip's noise from its own seed, clips are rendered in fixed blocks each in a fresh
+process (libespeak-ng carries state from clip to clip) and written in plan order whatever worker
 finished first, and tar/gzip headers carry fixed times and owners.
 """
 
@@ -114,7 +115,8 @@ class Espeak:
         """Speak `text` with `voice` (e.g. "fr+m3"); int16 samples at 22.05 kHz."""
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ConfigError(f"espeak-ng has no voice {voice!r}")
-        # Every parameter is set for every clip, so a clip does not depend on the previous one.
+        # Every parameter is set for every clip so no setting leaks from the previous one (other
+        # synthesis state does: see BLOCK_CLIPS).
         self._lib.espeak_SetParameter(_ESPEAK_RATE, int(rate), 0)
         self._lib.espeak_SetParameter(_ESPEAK_PITCH, int(pitch), 0)
         self._lib.espeak_SetParameter(_ESPEAK_RANGE, int(pitch_range), 0)
@@ -141,11 +143,6 @@ def engine() -> Espeak:
     if _ENGINE is None:
         _ENGINE = Espeak()
     return _ENGINE
-
-
-def _same_voice(a: np.ndarray, b: np.ndarray) -> bool:
-    """True if two probe renderings are byte-identical or sound the same (see `_VoiceRef`)."""
-    return _VoiceRef(a).matches(_VoiceRef(b))
 
 
 class _VoiceRef:
