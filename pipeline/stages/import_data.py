@@ -58,7 +58,7 @@ def write_heldout(cfg: Config, paths: Paths) -> int:
 
 def run(ctx: StageContext) -> None:
     from importers import get_importer
-    from importers.base import ImportContext
+    from importers.base import POLICY_REASONS, ImportContext
     from importers.engine import import_rows
     from pipeline.download import archive_identity
 
@@ -78,7 +78,8 @@ def run(ctx: StageContext) -> None:
         for note in report.notes:
             log.info("%s: %s", key, note)
         if report.kept_ratio < cfg.data.min_kept_ratio:
-            top = sorted(((n, r) for r, n in report.reasons.items()), reverse=True)[:3]
+            top = sorted(((n, r) for r, n in report.reasons.items() if r not in POLICY_REASONS),
+                         reverse=True)[:3]
             failures.append(
                 f"{key} kept {report.rows_kept} of {report.rows_considered} rows "
                 f"({100 * report.kept_ratio:.1f}% < MIN_KEPT_RATIO={cfg.data.min_kept_ratio:g}); "
