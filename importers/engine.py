@@ -215,6 +215,7 @@ def assign_splits(samples: list[Sample], official: bool, seed: int
         seen_spk.update(s.speaker for s in kept)
     for sp in SPLITS:
         assigned[sp].sort(key=lambda s: s.key)
+    overlap.sort(key=lambda r: r.key)
     info["speaker_disjoint"] = speaker_disjoint
     info["sentence_disjoint"] = True
     return assigned, overlap, info

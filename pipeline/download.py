@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MARKER = ".extracted.json"
 CHUNK = 1 << 20
+NET_CHUNK = 1 << 16  # small enough that a cut loses little
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +157,7 @@ def _fetch_once(sess: Any, url: str, part: Path, timeout_s: float) -> bool:
         got = have
         with open(part, mode) as fh, Progress(total, f"download {part.name[:-5]}", "bytes") as prog:
             prog.update(have)
-            for chunk in resp.iter_content(CHUNK):
+            for chunk in resp.iter_content(NET_CHUNK):
                 fh.write(chunk)
                 got += len(chunk)
                 prog.update(len(chunk))

@@ -130,9 +130,10 @@ def _add(tf: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def make_cv_archive(out: Path, clips: Sequence[Clip], *, layout: str = "versioned",
                     columns: str = "v17", lang: str = "fr", validated: Sequence[Clip] | None = None,
-                    official: bool = True, header: Sequence[str] | None = None) -> Path:
+                    official: bool = True, header: Sequence[str] | None = None,
+                    version: str = "17.0-2024-03-15") -> Path:
     """A Common Voice .tar.gz: 'flat' (2019) or 'versioned' (cv-corpus-<ver>/<lang>/)."""
-    prefix = "" if layout == "flat" else f"cv-corpus-17.0-2024-03-15/{lang}/"
+    prefix = "" if layout == "flat" else f"cv-corpus-{version}/{lang}/"
     cols = list(header) if header is not None else CV_COLUMNS[columns]
     out.parent.mkdir(parents=True, exist_ok=True)
     written: set[str] = set()
