@@ -104,7 +104,8 @@ def standard_clips(n_speakers: int = 6, per_speaker: int = 4, lang_voice: str = 
     for s in range(n_speakers):
         split = "test" if s == n_speakers - 1 else "dev" if s == n_speakers - 2 else "train"
         for _ in range(per_speaker):
-            clips.append(Clip(path=f"common_voice_fr_{1000 + k}.mp3", sentence=SENTENCES[k].capitalize() + ".",
+            clips.append(Clip(path=f"common_voice_fr_{1000 + k}.mp3",
+                              sentence=SENTENCES[k].capitalize() + ".",
                               client_id=f"spk{s:02d}" + "a" * 20, split=split,
                               voice=VOICES[s % len(VOICES)]))
             k += 1

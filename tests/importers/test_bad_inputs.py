@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import soundfile as sf
-from conftest import quarantine, read_csv, report, run_stages
 from imp_fixtures import Clip, make_cv_archive, standard_clips
+from imp_helpers import quarantine, read_csv, report, run_stages
 
 from pipeline.errors import DataQualityError
 

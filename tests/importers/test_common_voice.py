@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 import soundfile as sf
-from conftest import quarantine, read_csv, report, run_stages
 from imp_fixtures import SENTENCES, VOICES, Clip, make_cv_archive, standard_clips
+from imp_helpers import quarantine, read_csv, report, run_stages
 
 from pipeline.errors import ChecksumMismatch, MissingInputError
 

@@ -13,8 +13,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import make_cfg
 from imp_fixtures import lingua_libre_files, make_zip
+from imp_helpers import make_cfg
 
 from importers.base import ImportContext
 from pipeline import download as dl

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import soundfile as sf
-from conftest import quarantine, read_csv, report, run_stages
 from imp_fixtures import (
     encode,
     lingua_libre_files,
@@ -14,6 +13,7 @@ from imp_fixtures import (
     speech,
     trainingspeech_files,
 )
+from imp_helpers import quarantine, read_csv, report, run_stages
 
 from importers import CONTRACT, REGISTRY, get_importer
 

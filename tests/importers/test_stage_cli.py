@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import read_csv
 from imp_fixtures import make_cv_archive, standard_clips
+from imp_helpers import read_csv
 
 REPO = Path(__file__).resolve().parents[2]
 
