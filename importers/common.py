@@ -8,6 +8,7 @@ import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from importers.base import BAD_ROW, ImportContext, Rejection
 from pipeline import download as dl
@@ -76,7 +77,7 @@ def read_table(path: Path, delimiter: str, required: Sequence[str],
     if not lines:
         return [], bad
     header_no, header_line = lines[0]
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    quoting: Literal[0, 1, 2, 3] = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     header = next(csv.reader([header_line], delimiter=delimiter, quoting=quoting))
     header = [h.strip() for h in header]
     mapping: dict[str, str] = {}
