@@ -85,3 +85,21 @@ def test_single_speaker_falls_back_to_sentences():
     out, overlap, info = assign_splits(samples, False, seed=1)
     assert info["method"] == "sentence" and not info["speaker_disjoint"] and not overlap
     assert [len(out[s]) for s in ("train", "dev", "test")] == [24, 3, 3]
+
+
+def test_fast_train_limit_is_by_hash_and_per_split():
+    from pathlib import Path
+
+    from importers.base import RowList, SourceRow
+    from importers.engine import _fast_train_limit
+
+    def rows(n, split=None):
+        return [SourceRow(key=f"{split}{i}", audio=Path("x"), wav_rel="w", transcript="t", speaker="s",
+                          split=split) for i in range(n)]
+
+    rl = RowList(rows=rows(500, "train") + rows(80, "dev") + rows(10, "test"), official_splits=True)
+    assert _fast_train_limit(rl, 1) == 500 - 200 + 80 - 50
+    assert [sum(r.split == s for r in rl.rows) for s in ("train", "dev", "test")] == [200, 50, 10]
+    rl2 = RowList(rows=rows(1000))
+    _fast_train_limit(rl2, 1)
+    assert len(rl2.rows) == 300 and rl2.rows[0].key != "None0"
