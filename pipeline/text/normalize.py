@@ -15,12 +15,14 @@ must be in the target alphabet. A rejected text returns None (`normalize`) or a 
 (`normalize_verbose`): `empty_transcript`, `invalid_transcript` or `outside_alphabet`.
 
 `[normalizer]` keys: `symbols` (table), `num2words_lang`, `decimal_separator` ("," or "."),
-`decimal_word`, `ordinal_suffixes` (list), `replace` (table applied after lowercasing).
+`decimal_word`, `ordinal_suffixes` (list), `replace` (table applied after lowercasing),
+`trailing_apostrophe` (keep a word-final "'", e.g. Italian "po'").
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -37,12 +39,13 @@ EMPTY = "empty_transcript"
 INVALID = "invalid_transcript"
 OUTSIDE = "outside_alphabet"
 
-_APOSTROPHES = str.maketrans({c: "'" for c in "’‘ʼ`´′ʹ"})
 _DASHES = "-‐‑‒–—―−_"
 _QUOTES = "«»\"“”„‟‹›"
 _PUNCT = ".,;:!?…()[]{}/\\*|~<>=^@#¡¿·•"
-_SPACE_TABLE = str.maketrans({c: " " for c in _DASHES + _PUNCT + "\t\n\r\u00a0\u202f"})
-_DROP_TABLE = str.maketrans({c: None for c in _QUOTES})
+_APOSTROPHE_RE = re.compile("[’‘ʼ`´′ʹ]")
+_SPACE_RE = re.compile("[" + re.escape(_DASHES + _PUNCT) + "]")
+_DROP_RE = re.compile("[" + re.escape(_QUOTES) + "]")
+_DIGIT_RE = re.compile(r"\d")
 _WS = re.compile(r"\s+")
 _THOUSANDS_SPACE = re.compile(r"\b(\d{1,3})((?: \d{3})+)\b")
 
@@ -68,7 +71,12 @@ class TextRules:
     decimal_separator: str = ","
     decimal_word: str = ""
     ordinal_suffixes: tuple[str, ...] = ()
+    trailing_apostrophe: bool = False
     english_compatible: bool = False
+
+    @functools.cached_property
+    def alphabet_set(self) -> frozenset[str]:
+        return frozenset(self.alphabet)
 
     @classmethod
     def from_pack(cls, pack: LanguagePack, english_compatible: bool = False) -> TextRules:
@@ -85,6 +93,7 @@ class TextRules:
             decimal_word=str(n.get("decimal_word", "")),
             ordinal_suffixes=tuple(sorted((str(s) for s in n.get("ordinal_suffixes", [])),
                                           key=lambda s: -len(s))),
+            trailing_apostrophe=bool(n.get("trailing_apostrophe", False)),
             english_compatible=english_compatible,
         )
 
@@ -98,21 +107,22 @@ def target_alphabet(pack: LanguagePack, english_compatible: bool = False) -> Alp
     return pack.alphabet
 
 
-@functools.lru_cache(maxsize=16)
-def _rules_cached(code: str, english_compatible: bool) -> TextRules:
-    from pipeline.langs import load_pack
-
-    return TextRules.from_pack(load_pack(code), english_compatible)
+_RULES_CACHE: dict[tuple[str, str, str, bool], TextRules] = {}
+_BY_ID: dict[tuple[int, bool], tuple[LanguagePack, TextRules]] = {}
 
 
 def rules_for(pack: LanguagePack, english_compatible: bool = False) -> TextRules:
-    try:
-        from pipeline.langs import PACKS_DIR
-        if pack.directory == PACKS_DIR / pack.code:
-            return _rules_cached(pack.code, english_compatible)
-    except ImportError:  # pragma: no cover
-        pass
-    return TextRules.from_pack(pack, english_compatible)
+    """The pack's rules, built once per (pack, english_compatible): the LM calls this per line."""
+    hit = _BY_ID.get((id(pack), english_compatible))
+    if hit is not None and hit[0] is pack:
+        return hit[1]
+    key = (pack.code, str(pack.directory), json.dumps(pack.normalizer, sort_keys=True, default=str),
+           english_compatible)
+    rules = _RULES_CACHE.get(key)
+    if rules is None:
+        rules = _RULES_CACHE[key] = TextRules.from_pack(pack, english_compatible)
+    _BY_ID[(id(pack), english_compatible)] = (pack, rules)  # holding `pack` keeps its id unique
+    return rules
 
 
 def normalize(text: str, pack: LanguagePack, english_compatible: bool = False) -> str | None:
@@ -132,7 +142,7 @@ def _words(n: int, rules: TextRules, ordinal: bool = False) -> str:
 
 
 def _spell_numbers(s: str, rules: TextRules) -> str:
-    if not any(c.isdigit() for c in s):
+    if not _DIGIT_RE.search(s):
         return s
     if not rules.num2words_lang:
         raise ValueError("digits, and the language pack sets no [normalizer] num2words_lang")
@@ -165,7 +175,7 @@ def _is_latin_letter(ch: str) -> bool:
     return "LATIN" in unicodedata.name(ch, "")
 
 
-def _fold(ch: str, alphabet: set[str]) -> str:
+def _fold(ch: str, alphabet: frozenset[str]) -> str:
     """A Latin letter the alphabet lacks -> its base letter(s) if the alphabet has them."""
     base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
     if base and all(c in alphabet for c in base):
@@ -182,29 +192,33 @@ def normalize_text(text: str, rules: TextRules) -> Normalized:
         if key in s:
             s = s.replace(key, f" {word} ")
     s = unicodedata.normalize("NFKC", s)
-    s = s.translate(_APOSTROPHES).lower()
+    s = _APOSTROPHE_RE.sub("'", s).lower()
     for key, word in rules.replace:
         s = s.replace(key, word)
     try:
         s = _spell_numbers(s, rules)
     except (ValueError, NotImplementedError, OverflowError) as exc:
         return Normalized(None, INVALID, str(exc))
-    s = s.translate(_SPACE_TABLE).translate(_DROP_TABLE)
+    s = _DROP_RE.sub("", _SPACE_RE.sub(" ", s))
     # Apostrophes are kept inside words only ("aujourd'hui"); quote-like ones become spaces.
     s = re.sub(r"'{2,}", "'", s)
-    s = re.sub(r"(?<![^\W\d_])'|'(?![^\W\d_])", " ", s)
-    alphabet = set(rules.alphabet)
-    foreign = sorted({c for c in s if c.isalpha() and c not in alphabet and not _is_latin_letter(c)})
+    if rules.trailing_apostrophe:  # Italian "po'", English "dogs'": keep one after a letter
+        s = re.sub(r"(?<![^\W\d_])'", " ", s)
+    else:
+        s = re.sub(r"(?<![^\W\d_])'|'(?![^\W\d_])", " ", s)
+    alphabet = rules.alphabet_set
+    unknown = set(s) - alphabet
+    foreign = sorted(c for c in unknown if c.isalpha() and not _is_latin_letter(c))
     if foreign:
         return Normalized(None, OUTSIDE, "foreign script: " + " ".join(foreign), _WS.sub(" ", s).strip())
     if rules.english_compatible:
         s = unidecode(s).lower()
-    else:
+    elif any(c.isalpha() for c in unknown):
         s = "".join(c if c in alphabet or not c.isalpha() else _fold(c, alphabet) for c in s)
     s = _WS.sub(" ", s).strip()
     if not s:
         return Normalized(None, EMPTY, "nothing left after normalization")
-    missing = sorted({c for c in s if c not in alphabet})
+    missing = sorted(set(s) - alphabet)
     if missing:
         return Normalized(None, OUTSIDE, " ".join(repr(c) for c in missing), s)
     return Normalized(s)

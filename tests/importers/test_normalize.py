@@ -20,6 +20,7 @@ from pipeline.text.normalize import normalize, normalize_verbose, target_alphabe
     ("en", "It's 3.5 km, the 2nd time!", "it's three point five km the second time"),
     ("en", "1,000 people & 20%", "one thousand people and twenty percent"),
     ("it", "Costa 21 € al 50%", "costa ventuno euro al cinquanta per cento"),
+    ("it", "Un po' di più, 'disse'", "un po' di più disse'"),
 ])
 def test_normalize(lang, text, expected):
     assert normalize(text, load_pack(lang)) == expected
