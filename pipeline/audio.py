@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -66,7 +67,12 @@ def write_wav(path: str | os.PathLike[str], pcm16: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_name_for(path)
     try:
-        sf.write(os.fspath(tmp), pcm16, TARGET_RATE, subtype="PCM_16", format="WAV")
+        # The stdlib writer: libsndfile's close() fsyncs every file, which costs ~4 ms per clip.
+        with wave.open(os.fspath(tmp), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(TARGET_RATE)
+            w.writeframes(pcm16.astype("<i2", copy=False).tobytes())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -133,3 +133,19 @@ def test_rerun_reuses_converted_wavs(data_dir, std_clips):
     _, paths = run_stages(data_dir, MIN_KEPT_RATIO="0", MAX_DURATION="14")  # settings change: rerun
     assert [w.stat().st_mtime_ns for w in wavs] == mtimes
     assert paths.corpus_csv("common_voice", "train").read_bytes() == first
+
+
+def test_english_compatible_and_reimport_as_csv(data_dir, std_clips):
+    make_cv_archive(data_dir / "sources" / "cv-corpus-17.0-2024-03-15-fr.tar.gz", std_clips)
+    _, paths = run_stages(data_dir, ("import", "alphabet"), ENGLISH_COMPATIBLE="1")
+    _, rows = read_csv(paths.corpus_csv("common_voice", "train"))
+    texts = {r["transcript"] for r in rows}
+    assert "le chat dort sur le canape" in texts and all(t.isascii() for t in texts)
+    from pipeline.text.alphabet import Alphabet
+
+    assert len(Alphabet.from_file(paths.alphabet)) == 28
+    # A DeepSpeech CSV is a valid `csv` corpus (absolute CSV_LIST, paths relative to it).
+    _, paths2 = run_stages(data_dir.parent / "data2", CORPORA="csv",
+                           CSV_LIST=str(paths.corpus_csv("common_voice", "train")))
+    rep = report(paths2, "csv")
+    assert rep["rows_kept"] + rep["reasons"].get("split_overlap", 0) == 16
