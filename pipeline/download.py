@@ -4,17 +4,20 @@
   retries network errors and 5xx with exponential back-off, fails at once on other 4xx, verifies the
   checksum and only then renames to `dest`. A checksum mismatch moves the file aside to
   `<dest>.mismatch` (kept for inspection) and raises `ChecksumMismatch`.
-- `extract(archive, dest, identity)`: checks every member first (no absolute paths, no `..`, no
-  links pointing outside, no devices), extracts into a temp dir beside `dest`, writes the marker
-  `.extracted.json` last and renames the dir into place. An existing `dest` counts as done only
+- `extract(archive, dest, identity)`: checks every member (no absolute paths, no `..`, no links
+  pointing outside, no devices) before writing it, extracts into a temp dir beside `dest` (removed
+  entirely if any member is refused, so nothing is extracted), writes the marker `.extracted.json`
+  last and renames the dir into place. An existing `dest` counts as done only
   when its marker holds the same archive identity.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
+import lzma
 import os
 import posixpath
 import shutil
@@ -22,6 +25,7 @@ import stat
 import tarfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -217,7 +221,7 @@ def extract(archive: Path, dest: Path, identity: dict[str, Any] | None = None,
             on_member: Callable[[str], None] | None = None) -> Path:
     """Safely extract a .tar(.gz/.bz2/.xz)/.tgz/.zip into `dest` (atomic, marker last).
 
-    Raises UnsafeArchiveError before anything is written if a member would escape `dest`.
+    Raises UnsafeArchiveError if a member would escape `dest`; `dest` is then left untouched.
     """
     archive = Path(archive)
     if not archive.is_file():
@@ -229,31 +233,29 @@ def extract(archive: Path, dest: Path, identity: dict[str, Any] | None = None,
     log.info("extracting %s into %s", archive.name, dest)
     if zipfile.is_zipfile(archive):
         _extract_zip(archive, dest, identity)
-    else:
-        try:
-            tf = tarfile.open(archive, "r:*")
-        except (tarfile.TarError, OSError) as exc:
-            raise UnsafeArchiveError(f"{archive}: not a readable tar or zip archive ({exc}); "
-                                     f"download it again") from None
-        with tf:
-            _extract_tar(tf, archive, dest, identity)
+        return dest
+    try:
+        # Streaming mode: one pass over the (possibly 20+ GB) compressed tar, not two.
+        with tarfile.open(archive, "r|*") as tf, atomic_dir(dest) as tmp:
+            for m in tf:
+                _check_tar_member(m, archive)
+                tf.extract(m, tmp, filter="data")
+            write_json(tmp / MARKER, identity)
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
+        raise MissingInputError(f"{archive}: not a readable tar or zip archive, or truncated ({exc}); "
+                                f"download it again") from None
     return dest
 
 
-def _extract_tar(tf: tarfile.TarFile, archive: Path, dest: Path, identity: dict[str, Any]) -> None:
-    members = tf.getmembers()
-    for m in members:
-        name = _check_name(m.name, archive)
-        if m.issym():
-            _check_link(name, m.linkname, archive)
-        elif m.islnk():
-            _check_link(name, _check_name(m.linkname, archive), archive, hard=True)
-        elif not (m.isfile() or m.isdir()):
-            raise UnsafeArchiveError(f"{archive}: member {m.name!r} is a device or fifo; refusing "
-                                     f"to extract this archive")
-    with atomic_dir(dest) as tmp:
-        tf.extractall(tmp, members=members, filter="data")
-        write_json(tmp / MARKER, identity)
+def _check_tar_member(m: tarfile.TarInfo, archive: Path) -> None:
+    name = _check_name(m.name, archive)
+    if m.issym():
+        _check_link(name, m.linkname, archive)
+    elif m.islnk():
+        _check_link(name, _check_name(m.linkname, archive), archive, hard=True)
+    elif not (m.isfile() or m.isdir()):
+        raise UnsafeArchiveError(f"{archive}: member {m.name!r} is a device or fifo; refusing "
+                                 f"to extract this archive")
 
 
 def _extract_zip(archive: Path, dest: Path, identity: dict[str, Any]) -> None:

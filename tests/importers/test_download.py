@@ -219,3 +219,15 @@ def test_extract_is_resumable_and_marker_checked(tmp_path):
     (dest / dl.MARKER).unlink()  # an existing dir without marker never means done
     dl.extract(archive, dest)
     assert (dest / "good" / "file.txt").read_text() == "x"
+
+
+def test_truncated_archive_is_a_clear_error(tmp_path):
+    from pipeline.errors import MissingInputError
+
+    archive = _tar(tmp_path / "a.tar.gz", [_member(f"good/f{i}") for i in range(50)], os.urandom(1))
+    data = archive.read_bytes()
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MissingInputError, match="truncated"):
+        dl.extract(cut, tmp_path / "src")
+    assert not (tmp_path / "src").exists()
