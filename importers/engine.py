@@ -276,7 +276,7 @@ class ImportReport:
                  f"  rows {self.rows_total}, kept {self.rows_kept} "
                  f"({100 * self.kept_ratio:.1f}% of {self.rows_considered} considered)",
                  f"  hours kept {self.hours_kept:.3f} / total {self.hours_total:.3f}; speakers kept "
-                 f"{self.speakers_kept} / {self.speakers_total}"]
+                 f"{self.speakers_kept} / {self.speakers_total}; {self.elapsed_s:.1f}s"]
         if self.reasons:
             lines.append(f"  {'reason':<22}{'rows':>8}")
             for reason, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
