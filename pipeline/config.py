@@ -110,6 +110,10 @@ class DataConfig:
     min_kept_ratio: float = var(0.5, "MIN_KEPT_RATIO",
                                 "fail the import if a corpus keeps less than this fraction of its rows",
                                 min=0.0, max=1.0)
+    csv_list: str = var("", "CSV_LIST",
+                        "csv importer: your clip list in sources/ (or an absolute path), "
+                        "'path,transcript[,speaker]' or a DeepSpeech CSV (default: the pack's "
+                        "[corpus.csv] list, else sources/corpus.csv)")
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,27 @@
-"""import: corpus archives -> 16 kHz mono wav + DeepSpeech CSVs per corpus, with reports."""
+"""import: corpus archives -> 16 kHz mono wav + DeepSpeech CSVs per corpus, with reports.
+
+For each corpus of `cfg.active_corpora()`: the importer finds or downloads its archive in
+`sources/`, extracts it safely into `extracted/<corpus>/source/`, lists its rows; the shared engine
+(`importers.engine`) checks and converts every row in a worker pool, quarantines bad rows with a
+reason, makes deterministic speaker/sentence-disjoint splits and writes
+`extracted/<corpus>/<corpus>_{train,dev,test}.csv`, `<corpus>_quarantine.csv` and
+`import_report.json`. Finally `extracted/heldout_sentences.txt` lists every dev/test transcript.
+The stage fails only when a corpus keeps less than MIN_KEPT_RATIO of its rows.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.config import Config
+from pipeline.errors import DataQualityError
 from pipeline.paths import Paths
-from pipeline.stages.base import Stage, not_available
+from pipeline.stages.base import Stage, StageContext
 
 SPLITS = ("train", "dev", "test")
+log = logging.getLogger("pipeline.import")
 
 
 def produces(cfg: Config, paths: Paths) -> Sequence[Path]:
@@ -17,6 +29,7 @@ def produces(cfg: Config, paths: Paths) -> Sequence[Path]:
     for corpus in cfg.active_corpora():
         out += [paths.corpus_csv(corpus, s) for s in SPLITS]
         out.append(paths.corpus_report(corpus))
+        out.append(paths.corpus_quarantine(corpus))
     return out
 
 
@@ -25,16 +38,67 @@ def sources_identity(cfg: Config, paths: Paths) -> list[tuple[str, int, int]]:
     if not paths.sources.is_dir():
         return []
     return sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in paths.sources.iterdir()
-                  if p.is_file() and not p.name.startswith("."))
+                  if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".part"))
+
+
+def write_heldout(cfg: Config, paths: Paths) -> int:
+    """Every dev/test transcript of the active corpora, sorted and unique (the LM excludes them)."""
+    from importers.engine import read_csv_rows
+    from pipeline.fsutil import write_text
+
+    sentences: set[str] = set()
+    for corpus in cfg.active_corpora():
+        for split in ("dev", "test"):
+            csv_path = paths.corpus_csv(corpus, split)
+            if csv_path.is_file():
+                sentences.update(r["transcript"] for r in read_csv_rows(csv_path))
+    write_text(paths.heldout_sentences, "".join(f"{s}\n" for s in sorted(sentences)))
+    return len(sentences)
+
+
+def run(ctx: StageContext) -> None:
+    from importers import get_importer
+    from importers.base import POLICY_REASONS, ImportContext
+    from importers.engine import import_rows
+    from pipeline.download import archive_identity
+
+    cfg, paths = ctx.cfg, ctx.paths
+    ictx = ImportContext(cfg, paths, ctx.pack)
+    corpora = cfg.active_corpora()
+    modules = {key: get_importer(key) for key in corpora}  # unknown keys fail before any work
+    paths.sources.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    for key, mod in modules.items():
+        log.info("importing %s (%s)", key, mod.TITLE)
+        source = mod.download(ictx)
+        root = mod.extract(source, ictx)
+        rows = mod.list_rows(root, ictx)
+        report = import_rows(key, rows, ictx, source.name, archive_identity(source))
+        log.info("%s", report.table())
+        for note in report.notes:
+            log.info("%s: %s", key, note)
+        if report.kept_ratio < cfg.data.min_kept_ratio:
+            top = sorted(((n, r) for r, n in report.reasons.items() if r not in POLICY_REASONS),
+                         reverse=True)[:3]
+            failures.append(
+                f"{key} kept {report.rows_kept} of {report.rows_considered} rows "
+                f"({100 * report.kept_ratio:.1f}% < MIN_KEPT_RATIO={cfg.data.min_kept_ratio:g}); "
+                f"top reasons: {', '.join(f'{r} {n}' for n, r in top) or 'none'}; see "
+                f"{paths.corpus_quarantine(key)}")
+    n = write_heldout(cfg, paths)
+    log.info("held-out sentences (dev+test): %d -> %s", n, paths.heldout_sentences)
+    if failures:
+        raise DataQualityError("import rejected too much data:\n  - " + "\n  - ".join(failures) +
+                               "\nFix the input, or lower MIN_KEPT_RATIO if this is expected.")
 
 
 STAGE = Stage(
     name="import",
     help="import corpora into extracted/<corpus>/ (CSVs, wavs, reports)",
-    run=not_available("import", "importers issue"),
+    run=run,
     config_keys=("MODEL_LANGUAGE", "CORPORA", "ENGLISH_COMPATIBLE", "DUPLICATE_SENTENCE_COUNT",
                  "CV_ARCHIVE", "CV_CHECKSUM", "MIN_DURATION", "MAX_DURATION", "MIN_KEPT_RATIO",
-                 "RANDOM_SEED", "FAST_TRAIN"),
+                 "RANDOM_SEED", "FAST_TRAIN", "CSV_LIST"),
     produces=produces,
     extra_fingerprint=sources_identity,
 )

@@ -1,0 +1,441 @@
+"""Shared import machinery: per-row checks and conversion in a worker pool, duplicates, splits,
+and the outputs (DeepSpeech CSVs, quarantine CSV, JSON report, log table).
+
+Row order never depends on worker completion order (`Pool.imap` keeps input order, rows are
+listed deterministically), so two runs with the same inputs and seed produce identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from importers.base import (
+    CTC_INFEASIBLE,
+    DUPLICATE_CLIP,
+    EMPTY_FILE,
+    MISSING_FILE,
+    POLICY_REASONS,
+    SENTENCE_LIMIT,
+    SPLIT_OVERLAP,
+    SPLITS,
+    TOO_LONG,
+    TOO_SHORT,
+    UNREADABLE_AUDIO,
+    ImportContext,
+    Rejection,
+    RowList,
+    Sample,
+    SourceRow,
+    rejection_from_row,
+)
+from pipeline import audio
+from pipeline.fsutil import atomic_write, write_json
+from pipeline.progress import Progress
+from pipeline.text.normalize import TextRules, normalize_text, rules_for
+
+log = logging.getLogger("pipeline.import")
+
+CSV_HEADER = ("wav_filename", "wav_filesize", "transcript")
+QUARANTINE_HEADER = ("source", "speaker", "transcript", "normalized", "reason", "detail", "duration",
+                     "origin")
+FAST_TRAIN_ROWS = {"train": 200, "dev": 50, "test": 50}
+FAST_TRAIN_TOTAL = 300
+SPLIT_FRACTIONS = {"test": 0.1, "dev": 0.1, "train": 0.8}
+CTC_FRAME_MS = 20
+WAVS_MARKER = ".source.json"
+
+
+@dataclass(frozen=True)
+class RowSettings:
+    """Per-row settings, passed explicitly to pool workers (no globals)."""
+
+    corpus_dir: Path
+    rules: TextRules
+    min_duration: float
+    max_duration: float
+
+
+def ctc_feasible(label: str, duration_s: float) -> bool:
+    """CTC needs one frame per label plus a blank between equal neighbours (20 ms frames)."""
+    frames = int(duration_s * 1000 // CTC_FRAME_MS)
+    repeats = sum(1 for a, b in zip(label, label[1:], strict=False) if a == b)
+    return len(label) + repeats <= frames
+
+
+def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
+    """Check and convert one row. Pure apart from writing the row's own wav."""
+    norm = normalize_text(row.transcript, settings.rules)
+    normalized = norm.text or norm.attempt
+    src = row.audio
+    try:
+        size = src.stat().st_size
+    except (FileNotFoundError, NotADirectoryError):
+        return rejection_from_row(row, MISSING_FILE, f"{src.name} is not in the archive", normalized)
+    except OSError as exc:
+        return rejection_from_row(row, UNREADABLE_AUDIO, str(exc), normalized)
+    if size == 0:
+        return rejection_from_row(row, EMPTY_FILE, "0 bytes", normalized)
+    try:
+        with open(src, "rb") as fh:
+            content_hash = hashlib.file_digest(fh, "sha1").hexdigest()
+    except OSError as exc:
+        return rejection_from_row(row, UNREADABLE_AUDIO, str(exc), normalized)
+    out = settings.corpus_dir / row.wav_rel
+    existing = audio.is_target_wav(out)
+    pcm = None
+    if existing is not None:
+        duration = existing.duration
+    else:
+        try:
+            samples, rate, _ = audio.decode(src)  # from the path: faster than a BytesIO
+        except audio.AudioError as exc:
+            reason = EMPTY_FILE if "no audio samples" in str(exc) else UNREADABLE_AUDIO
+            return rejection_from_row(row, reason, str(exc), normalized)
+        duration = samples.size / rate
+    if norm.text is None:
+        return rejection_from_row(row, norm.reason or "invalid_transcript", norm.detail, normalized,
+                                  duration)
+    if duration < settings.min_duration:
+        return rejection_from_row(row, TOO_SHORT, f"{duration:.2f}s < MIN_DURATION "
+                                  f"{settings.min_duration:g}s", normalized, duration)
+    if duration > settings.max_duration:
+        return rejection_from_row(row, TOO_LONG, f"{duration:.2f}s > MAX_DURATION "
+                                  f"{settings.max_duration:g}s", normalized, duration)
+    if not ctc_feasible(norm.text, duration):
+        return rejection_from_row(row, CTC_INFEASIBLE, f"{len(norm.text)} characters in "
+                                  f"{duration:.2f}s ({int(duration * 1000 // CTC_FRAME_MS)} frames)",
+                                  normalized, duration)
+    if existing is None:
+        pcm = audio.to_16k_pcm16(samples, rate)
+        audio.write_wav(out, pcm)
+    return Sample(key=row.key, wav_rel=row.wav_rel, wav_filesize=out.stat().st_size,
+                  transcript=norm.text, duration=duration, speaker=row.speaker, split=row.split,
+                  content_hash=content_hash, origin=row.origin)
+
+
+def _process_star(args: tuple[SourceRow, RowSettings]) -> Sample | Rejection:
+    return process_row(*args)
+
+
+def run_rows(rows: Sequence[SourceRow], settings: RowSettings, workers: int,
+             label: str = "convert") -> list[Sample | Rejection]:
+    """`process_row` over `rows` in a process pool; results in input order."""
+    results: list[Sample | Rejection] = []
+    tasks = ((r, settings) for r in rows)
+    with Progress(len(rows), label, "clips") as prog:
+        if workers <= 1 or len(rows) < 8:
+            for t in tasks:
+                results.append(_process_star(t))
+                prog.update()
+            return results
+        # fork: workers inherit the imported modules (fast start); they read nothing global.
+        ctx = multiprocessing.get_context("fork")
+        chunk = max(1, min(32, len(rows) // (workers * 8)))
+        with ctx.Pool(workers) as pool:
+            for res in pool.imap(_process_star, tasks, chunksize=chunk):
+                results.append(res)
+                prog.update()
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits
+# ---------------------------------------------------------------------------------------------
+def _rank(seed: int, name: str) -> str:
+    return hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
+
+
+def assign_splits(samples: list[Sample], official: bool, seed: int
+                  ) -> tuple[dict[str, list[Sample]], list[Rejection], dict[str, Any]]:
+    """Deterministic speaker- and sentence-disjoint train/dev/test.
+
+    Official splits are kept as given. Otherwise whole speakers are dealt to the split furthest
+    below its share (10 % test, 10 % dev), in an order fixed by hashing the seed and the speaker; with
+    fewer than 3 speakers whole sentences are dealt instead (speaker disjointness impossible).
+    Then overlaps are removed with priority test > dev > train: a row whose sentence (or, when
+    possible, speaker) is already in a higher split is quarantined as `split_overlap`.
+    """
+    info: dict[str, Any] = {"method": "official" if official else "speaker"}
+    assigned: dict[str, list[Sample]] = {s: [] for s in SPLITS}
+    if official:
+        for s in samples:
+            assigned[s.split if s.split in SPLITS else "train"].append(s)
+        speaker_disjoint = True
+    else:
+        by_speaker: dict[str, list[Sample]] = defaultdict(list)
+        for s in samples:
+            by_speaker[s.speaker].append(s)
+        speaker_disjoint = len(by_speaker) >= 3
+        if speaker_disjoint:
+            units = by_speaker
+        else:
+            info["method"] = "sentence"
+            info["note"] = (f"only {len(by_speaker)} speaker(s): splits are sentence-disjoint but "
+                            f"cannot be speaker-disjoint")
+            units = defaultdict(list)
+            for s in samples:
+                units[s.transcript].append(s)
+        total = len(samples)
+        counts = dict.fromkeys(SPLITS, 0)
+        for name in sorted(units, key=lambda n: _rank(seed, n)):
+            group = units[name]
+            target = min(SPLITS_PRIORITY, key=lambda sp: (counts[sp] / (SPLIT_FRACTIONS[sp] * total),
+                                                          SPLITS_PRIORITY.index(sp)))
+            assigned[target].extend(group)
+            counts[target] += len(group)
+    overlap: list[Rejection] = []
+    seen_sent: set[str] = set()
+    seen_spk: set[str] = set()
+    for sp in SPLITS_PRIORITY:
+        kept = []
+        for s in assigned[sp]:
+            if s.transcript in seen_sent or (speaker_disjoint and s.speaker in seen_spk):
+                what = "sentence" if s.transcript in seen_sent else "speaker"
+                overlap.append(Rejection(key=s.key, reason=SPLIT_OVERLAP,
+                                         detail=f"{what} already in a higher-priority split",
+                                         transcript=s.transcript, normalized=s.transcript,
+                                         speaker=s.speaker, duration=s.duration, origin=s.origin))
+            else:
+                kept.append(s)
+        assigned[sp] = kept
+        seen_sent.update(s.transcript for s in kept)
+        seen_spk.update(s.speaker for s in kept)
+    for sp in SPLITS:
+        assigned[sp].sort(key=lambda s: s.key)
+    overlap.sort(key=lambda r: r.key)
+    info["speaker_disjoint"] = speaker_disjoint
+    info["sentence_disjoint"] = True
+    return assigned, overlap, info
+
+
+SPLITS_PRIORITY = ("test", "dev", "train")
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs
+# ---------------------------------------------------------------------------------------------
+def write_csv(path: Path, samples: Iterable[Sample]) -> int:
+    n = 0
+    with atomic_write(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(CSV_HEADER)
+        for s in samples:
+            w.writerow((s.wav_rel, s.wav_filesize, s.transcript))
+            n += 1
+    return n
+
+
+def write_quarantine(path: Path, rejections: Iterable[Rejection]) -> None:
+    with atomic_write(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(QUARANTINE_HEADER)
+        for r in rejections:
+            w.writerow((r.key, r.speaker, r.transcript, r.normalized, r.reason, r.detail,
+                        "" if r.duration is None else f"{r.duration:.3f}", r.origin))
+
+
+@dataclass
+class ImportReport:
+    corpus: str
+    language: str
+    source: str
+    rows_total: int = 0
+    rows_kept: int = 0
+    rows_considered: int = 0   # total minus policy rejections (skip lists, split overlap, limits)
+    kept_ratio: float = 0.0
+    hours_total: float = 0.0
+    hours_kept: float = 0.0
+    speakers_total: int = 0
+    speakers_kept: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    splits: dict[str, dict[str, float]] = field(default_factory=dict)
+    split_method: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def table(self) -> str:
+        """A plain-text table for the log."""
+        lines = [f"import report: {self.corpus} ({self.source})",
+                 f"  rows {self.rows_total}, kept {self.rows_kept} "
+                 f"({100 * self.kept_ratio:.1f}% of {self.rows_considered} considered)",
+                 f"  hours kept {self.hours_kept:.3f} / total {self.hours_total:.3f}; speakers kept "
+                 f"{self.speakers_kept} / {self.speakers_total}; {self.elapsed_s:.1f}s"]
+        if self.reasons:
+            lines.append(f"  {'reason':<22}{'rows':>8}")
+            for reason, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+                lines.append(f"  {reason:<22}{n:>8}")
+        lines.append(f"  {'split':<8}{'rows':>8}{'hours':>10}{'speakers':>10}")
+        for sp in SPLITS:
+            d = self.splits.get(sp, {})
+            lines.append(f"  {sp:<8}{int(d.get('rows', 0)):>8}{d.get('hours', 0.0):>10.3f}"
+                         f"{int(d.get('speakers', 0)):>10}")
+        return "\n".join(lines)
+
+
+def _fast_train_limit(rl: RowList, seed: int) -> int:
+    """FAST_TRAIN: keep a few hundred rows, chosen by hash (not by position)."""
+    before = len(rl.rows)
+    ranked = sorted(rl.rows, key=lambda r: _rank(seed, r.key))
+    if rl.official_splits:
+        keep: list[SourceRow] = []
+        for sp, n in FAST_TRAIN_ROWS.items():
+            keep += [r for r in ranked if r.split == sp][:n]
+    else:
+        keep = ranked[:FAST_TRAIN_TOTAL]
+    keep_keys = {r.key for r in keep}
+    rl.rows = [r for r in rl.rows if r.key in keep_keys]
+    return before - len(rl.rows)
+
+
+def _workers(cfg_workers: int) -> int:
+    return cfg_workers or (os.cpu_count() or 1)
+
+
+def prepare_wavs_dir(corpus_dir: Path, identity: dict[str, Any]) -> None:
+    """Converted wavs are reused only if they came from the same source archive."""
+    wavs = corpus_dir / "wavs"
+    marker = wavs / WAVS_MARKER
+    try:
+        same = json.loads(marker.read_text(encoding="utf-8")) == identity
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        shutil.rmtree(wavs, ignore_errors=True)
+        wavs.mkdir(parents=True, exist_ok=True)
+        write_json(marker, identity)
+
+
+def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
+                identity: dict[str, Any]) -> ImportReport:
+    """Run the shared pipeline on the rows of one corpus and write all its outputs."""
+    cfg, paths = ctx.cfg, ctx.paths
+    start = time.monotonic()
+    corpus_dir = paths.corpus_dir(key)
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    prepare_wavs_dir(corpus_dir, identity)
+    report = ImportReport(corpus=key, language=ctx.pack.code, source=source_name,
+                          notes=list(rl.notes))
+    seed = cfg.general.random_seed
+    if cfg.general.fast_train:
+        dropped = _fast_train_limit(rl, seed)
+        if dropped:
+            report.notes.append(f"FAST_TRAIN=1: {dropped} rows not imported (limit "
+                                f"{FAST_TRAIN_TOTAL})")
+    rejections: list[Rejection] = list(rl.rejected)
+    # The same clip listed twice (e.g. in two TSVs): keep the first listing.
+    seen_keys: set[str] = set()
+    unique_rows: list[SourceRow] = []
+    for r in rl.rows:
+        if r.key in seen_keys:
+            rejections.append(rejection_from_row(r, DUPLICATE_CLIP, "listed twice"))
+        else:
+            seen_keys.add(r.key)
+            unique_rows.append(r)
+    settings = RowSettings(corpus_dir=corpus_dir,
+                           rules=rules_for(ctx.pack, cfg.data.english_compatible),
+                           min_duration=cfg.data.min_duration, max_duration=cfg.data.max_duration)
+    results = run_rows(unique_rows, settings, _workers(cfg.general.workers), f"import {key}")
+    samples: list[Sample] = []
+    seen_hash: dict[str, str] = {}
+    for res in results:
+        if isinstance(res, Rejection):
+            rejections.append(res)
+        elif res.content_hash in seen_hash:
+            rejections.append(Rejection(key=res.key, reason=DUPLICATE_CLIP,
+                                        detail=f"same audio bytes as {seen_hash[res.content_hash]}",
+                                        transcript=res.transcript, normalized=res.transcript,
+                                        speaker=res.speaker, duration=res.duration,
+                                        origin=res.origin))
+        else:
+            seen_hash[res.content_hash] = res.key
+            samples.append(res)
+    if rl.max_clips_per_sentence > 0:
+        samples, limited = _limit_per_sentence(samples, rl.max_clips_per_sentence, seed)
+        rejections += limited
+    splits, overlap, info = assign_splits(samples, rl.official_splits, seed)
+    rejections += overlap
+    report.split_method = info
+    if info.get("note"):
+        report.notes.append(info["note"])
+
+    for sp in SPLITS:
+        write_csv(paths.corpus_csv(key, sp), splits[sp])
+    rejections.sort(key=lambda r: (r.reason, r.key))
+    write_quarantine(paths.corpus_quarantine(key), rejections)
+
+    kept = [s for sp in SPLITS for s in splits[sp]]
+    reasons = Counter(r.reason for r in rejections)
+    policy = sum(n for r, n in reasons.items() if r in POLICY_REASONS)
+    report.rows_total = len(kept) + len(rejections)
+    report.rows_kept = len(kept)
+    report.rows_considered = report.rows_total - policy
+    report.kept_ratio = round(len(kept) / report.rows_considered, 4) if report.rows_considered else 0.0
+    report.reasons = dict(sorted(reasons.items()))
+    examples: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for rej in rejections:
+        if len(examples[rej.reason]) < 3:
+            examples[rej.reason].append({"source": rej.key, "transcript": rej.transcript,
+                                         "detail": rej.detail})
+    report.examples = dict(examples)
+    all_durations = [s.duration for s in samples] + [r.duration for r in rejections
+                                                     if r.duration is not None
+                                                     and r.reason != SPLIT_OVERLAP]
+    report.hours_total = round(sum(all_durations) / 3600, 4)
+    report.hours_kept = round(sum(s.duration for s in kept) / 3600, 4)
+    report.speakers_total = len({r.speaker for r in rl.rows} | {r.speaker for r in rl.rejected})
+    report.speakers_kept = len({s.speaker for s in kept})
+    report.splits = {sp: {"rows": len(splits[sp]),
+                          "hours": round(sum(s.duration for s in splits[sp]) / 3600, 4),
+                          "speakers": len({s.speaker for s in splits[sp]})} for sp in SPLITS}
+    report.settings = {"MIN_DURATION": cfg.data.min_duration, "MAX_DURATION": cfg.data.max_duration,
+                       "ENGLISH_COMPATIBLE": cfg.data.english_compatible,
+                       "DUPLICATE_SENTENCE_COUNT": cfg.data.duplicate_sentence_count,
+                       "RANDOM_SEED": seed, "FAST_TRAIN": cfg.general.fast_train}
+    report.elapsed_s = round(time.monotonic() - start, 2)
+    write_json(paths.corpus_report(key), report.to_json())
+    return report
+
+
+def _limit_per_sentence(samples: list[Sample], n: int, seed: int
+                        ) -> tuple[list[Sample], list[Rejection]]:
+    by_sentence: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        by_sentence[s.transcript].append(s)
+    keep: set[str] = set()
+    out: list[Rejection] = []
+    for group in by_sentence.values():
+        ranked = sorted(group, key=lambda s: _rank(seed, s.key))
+        keep.update(s.key for s in ranked[:n])
+        for s in ranked[n:]:
+            out.append(Rejection(key=s.key, reason=SENTENCE_LIMIT,
+                                 detail=f"more than DUPLICATE_SENTENCE_COUNT={n} clips of this sentence",
+                                 transcript=s.transcript, normalized=s.transcript, speaker=s.speaker,
+                                 duration=s.duration, origin=s.origin))
+    return [s for s in samples if s.key in keep], out
+
+
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+__all__ = ["CSV_HEADER", "ImportReport", "RowSettings", "assign_splits", "ctc_feasible",
+           "import_rows", "process_row", "read_csv_rows", "run_rows", "TOO_SHORT", "TOO_LONG",
+           "CTC_INFEASIBLE", "UNREADABLE_AUDIO"]

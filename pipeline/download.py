@@ -1,0 +1,283 @@
+"""Downloads (resume, retries with back-off, progress, checksum) and safe archive extraction.
+
+- `download(url, dest, checksum)`: streams into `<dest>.part`, resumes it with an HTTP Range request,
+  retries network errors and 5xx with exponential back-off, fails at once on other 4xx, verifies the
+  checksum and only then renames to `dest`. A checksum mismatch moves the file aside to
+  `<dest>.mismatch` (kept for inspection) and raises `ChecksumMismatch`.
+- `extract(archive, dest, identity)`: checks every member (no absolute paths, no `..`, no links
+  pointing outside, no devices) before writing it, extracts into a temp dir beside `dest` (removed
+  entirely if any member is refused, so nothing is extracted), writes the marker `.extracted.json`
+  last and renames the dir into place. An existing `dest` counts as done only
+  when its marker holds the same archive identity.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import lzma
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+import time
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ChecksumMismatch, DownloadError, MissingInputError, UnsafeArchiveError
+from pipeline.fsutil import atomic_dir, write_json
+from pipeline.progress import Progress
+
+log = logging.getLogger(__name__)
+
+MARKER = ".extracted.json"
+CHUNK = 1 << 20
+NET_CHUNK = 1 << 16  # small enough that a cut loses little
+
+
+# ---------------------------------------------------------------------------------------------
+# Checksums
+# ---------------------------------------------------------------------------------------------
+def parse_checksum(spec: str) -> tuple[str, str] | None:
+    """'sha256:HEX' / 'sha1:HEX' -> (algo, hex); '' -> None."""
+    spec = (spec or "").strip()
+    if not spec:
+        return None
+    algo, _, hexdigest = spec.partition(":")
+    algo = algo.lower()
+    if algo not in ("sha1", "sha256") or not hexdigest:
+        raise ValueError(f"checksum {spec!r}: expected 'sha256:HEX' or 'sha1:HEX'")
+    return algo, hexdigest.lower()
+
+
+def file_digest(path: Path, algo: str) -> str:
+    h = hashlib.new(algo)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_checksum(path: Path, spec: str, *, what: str = "") -> None:
+    """Raise ChecksumMismatch when `path` does not match `spec` (no-op for an empty spec)."""
+    parsed = parse_checksum(spec)
+    if parsed is None:
+        return
+    algo, expected = parsed
+    actual = file_digest(path, algo)
+    if actual != expected:
+        raise ChecksumMismatch(
+            f"{path}: {algo} is {actual}, expected {expected}{what}. The file is corrupt or a "
+            f"different release; delete it and download again, or fix the expected checksum.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Download
+# ---------------------------------------------------------------------------------------------
+def _retryable_status(code: int) -> bool:
+    return code >= 500 or code in (408, 429)
+
+
+def download(url: str, dest: Path, checksum: str = "", *, retries: int = 5, backoff_s: float = 1.0,
+             timeout_s: float = 60.0, session: Any = None) -> Path:
+    """Download `url` to `dest` (resumable) and verify `checksum`. Returns `dest`.
+
+    Raises DownloadError (404, retries exhausted) or ChecksumMismatch (file moved to `<dest>.mismatch`).
+    """
+    import requests
+
+    dest = Path(dest)
+    if dest.is_file():
+        _verify_or_set_aside(dest, checksum, url)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    sess = session or requests.Session()
+    attempt = 0
+    while True:
+        try:
+            if _fetch_once(sess, url, part, timeout_s):
+                break
+        except _Fatal as exc:
+            raise DownloadError(str(exc)) from None
+        except (requests.RequestException, OSError, _Retry) as exc:
+            attempt += 1
+            if attempt > retries:
+                raise DownloadError(
+                    f"download of {url} failed after {retries} retries ({exc}); the partial file "
+                    f"{part} is kept and the next run resumes it. Check the network or the URL in "
+                    f"the language pack.") from None
+            wait = backoff_s * (2 ** (attempt - 1))
+            log.warning("download of %s interrupted (%s); retry %d/%d in %.0fs", url, exc, attempt,
+                        retries, wait)
+            time.sleep(wait)
+    os.replace(part, dest)
+    _verify_or_set_aside(dest, checksum, url)
+    return dest
+
+
+class _Retry(Exception):
+    pass
+
+
+class _Fatal(Exception):
+    pass
+
+
+def _fetch_once(sess: Any, url: str, part: Path, timeout_s: float) -> bool:
+    """One request; appends to `part`. Returns True when the file is complete."""
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    with sess.get(url, headers=headers, stream=True, timeout=timeout_s) as resp:
+        if resp.status_code == 416 and have:
+            # Range not satisfiable: the partial file is already complete (or bigger): start over
+            # only if the server says the size differs.
+            total = resp.headers.get("Content-Range", "").rpartition("/")[2]
+            if total.isdigit() and int(total) == have:
+                return True
+            part.unlink()
+            raise _Retry("partial file does not match the server's file; restarting")
+        if resp.status_code == 404:
+            raise _Fatal(f"{url}: 404 Not Found. The URL in the language pack is out of date; "
+                         f"download the file by hand into sources/ or fix the URL")
+        if _retryable_status(resp.status_code):
+            raise _Retry(f"HTTP {resp.status_code}")
+        if resp.status_code >= 400:
+            raise _Fatal(f"{url}: HTTP {resp.status_code}")
+        if have and resp.status_code == 200:
+            log.info("server ignored the Range request; downloading %s from the start", url)
+            have = 0
+            mode = "wb"
+        else:
+            mode = "ab" if have else "wb"
+        length = resp.headers.get("Content-Length")
+        total = have + int(length) if length and length.isdigit() else None
+        got = have
+        with open(part, mode) as fh, Progress(total, f"download {part.name[:-5]}", "bytes") as prog:
+            prog.update(have)
+            for chunk in resp.iter_content(NET_CHUNK):
+                fh.write(chunk)
+                got += len(chunk)
+                prog.update(len(chunk))
+        if total is not None and got < total:
+            raise _Retry(f"connection closed after {got} of {total} bytes")
+        return True
+
+
+def _verify_or_set_aside(path: Path, checksum: str, url: str) -> None:
+    try:
+        verify_checksum(path, checksum, what=f" (from {url})")
+    except ChecksumMismatch as exc:
+        aside = path.with_name(path.name + ".mismatch")
+        os.replace(path, aside)
+        raise ChecksumMismatch(f"{exc} The file was moved aside to {aside}.") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Safe extraction
+# ---------------------------------------------------------------------------------------------
+def _check_name(name: str, archive: Path) -> str:
+    """The normalized relative POSIX name, or UnsafeArchiveError."""
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise UnsafeArchiveError(f"{archive}: member {name!r} has an absolute path; refusing to "
+                                 f"extract this archive")
+    parts = name.replace("\\", "/").split("/")
+    if ".." in parts:
+        raise UnsafeArchiveError(f"{archive}: member {name!r} contains '..'; refusing to extract "
+                                 f"this archive")
+    return posixpath.normpath(name.replace("\\", "/"))
+
+
+def _check_link(name: str, target: str, archive: Path, hard: bool = False) -> None:
+    if target.startswith("/"):
+        raise UnsafeArchiveError(f"{archive}: link {name!r} points to the absolute path {target!r}; "
+                                 f"refusing to extract this archive")
+    base = "" if hard else posixpath.dirname(name)
+    resolved = posixpath.normpath(posixpath.join(base, target))
+    if resolved == ".." or resolved.startswith("../"):
+        raise UnsafeArchiveError(f"{archive}: link {name!r} points outside the archive "
+                                 f"({target!r}); refusing to extract this archive")
+
+
+def archive_identity(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"archive": path.name, "size": st.st_size, "mtime": int(st.st_mtime)}
+
+
+def is_extracted(dest: Path, identity: dict[str, Any]) -> bool:
+    try:
+        return json.loads((dest / MARKER).read_text(encoding="utf-8")) == identity
+    except (OSError, ValueError):
+        return False
+
+
+def extract(archive: Path, dest: Path, identity: dict[str, Any] | None = None,
+            on_member: Callable[[str], None] | None = None) -> Path:
+    """Safely extract a .tar(.gz/.bz2/.xz)/.tgz/.zip into `dest` (atomic, marker last).
+
+    Raises UnsafeArchiveError if a member would escape `dest`; `dest` is then left untouched.
+    """
+    archive = Path(archive)
+    if not archive.is_file():
+        raise MissingInputError(f"archive not found: {archive}")
+    identity = identity if identity is not None else archive_identity(archive)
+    if is_extracted(dest, identity):
+        log.info("%s already extracted in %s", archive.name, dest)
+        return dest
+    log.info("extracting %s into %s", archive.name, dest)
+    if zipfile.is_zipfile(archive):
+        _extract_zip(archive, dest, identity)
+        return dest
+    try:
+        # Streaming mode: one pass over the (possibly 20+ GB) compressed tar, not two.
+        with tarfile.open(archive, "r|*") as tf, atomic_dir(dest) as tmp:
+            for m in tf:
+                _check_tar_member(m, archive)
+                tf.extract(m, tmp, filter="data")
+            write_json(tmp / MARKER, identity)
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
+        raise MissingInputError(f"{archive}: not a readable tar or zip archive, or truncated ({exc}); "
+                                f"download it again") from None
+    return dest
+
+
+def _check_tar_member(m: tarfile.TarInfo, archive: Path) -> None:
+    name = _check_name(m.name, archive)
+    if m.issym():
+        _check_link(name, m.linkname, archive)
+    elif m.islnk():
+        _check_link(name, _check_name(m.linkname, archive), archive, hard=True)
+    elif not (m.isfile() or m.isdir()):
+        raise UnsafeArchiveError(f"{archive}: member {m.name!r} is a device or fifo; refusing "
+                                 f"to extract this archive")
+
+
+def _extract_zip(archive: Path, dest: Path, identity: dict[str, Any]) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        links = {}
+        for info in infos:
+            name = _check_name(info.filename, archive)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                target = zf.read(info).decode("utf-8", "replace")
+                _check_link(name, target, archive)
+                links[info.filename] = target
+        with atomic_dir(dest) as tmp:
+            for info in infos:
+                out = tmp / _check_name(info.filename, archive)
+                if info.is_dir():
+                    out.mkdir(parents=True, exist_ok=True)
+                    continue
+                out.parent.mkdir(parents=True, exist_ok=True)
+                if info.filename in links:
+                    os.symlink(links[info.filename], out)
+                    continue
+                with zf.open(info) as src, open(out, "wb") as fh:
+                    shutil.copyfileobj(src, fh, CHUNK)
+            write_json(tmp / MARKER, identity)
