@@ -193,13 +193,9 @@ def test_cli_dry_run_shows_skip_after_marker(tmp_path):
 
     cfg = load_config(environ={})
     reg = {s.name: s for s in STAGES}
-    (data / "extracted").mkdir(exist_ok=True)
-    for corpus in cfg.active_corpora():
-        for f in ["train", "dev", "test"]:
-            (data / "extracted" / corpus).mkdir(exist_ok=True)
-            (data / "extracted" / corpus / f"{corpus}_{f}.csv").write_text("x")
-        (data / "extracted" / corpus / "import_report.json").write_text("{}")
-    (data / "extracted" / "heldout_sentences.txt").write_text("")
+    for out in reg["import"].produces(cfg, Paths.at(data)):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("x")
     fp = fingerprint(reg["import"], cfg, Paths.at(data), reg)
     (data / ".state" / "import.done.json").write_text(json.dumps({"fingerprint": fp, "settings": {}}))
     res = run_cli("run", "--data-dir", str(data), "--dry-run", "--stages", "import")
