@@ -57,6 +57,7 @@ class Decoder:
     def __init__(self, alphabet: Alphabet, scorer_path: Path | None, alpha: float, beta: float,
                  beam_width: int, cutoff_top_n: int = 40) -> None:
         from flashlight.lib.text import decoder as fl
+        from flashlight.lib.text.decoder.kenlm import KenLM
         from flashlight.lib.text.dictionary import Dictionary
 
         self.alphabet = alphabet
@@ -81,7 +82,7 @@ class Decoder:
             self._word_dict = Dictionary([*self.words, "<unk>"])
             self._unk = self._word_dict.get_index("<unk>")
             # KenLM mmaps the package: the trailer after end-of-search is ignored, as in DeepSpeech.
-            self._lm = fl.KenLM(str(self.scorer_path), self._word_dict)
+            self._lm = KenLM(str(self.scorer_path), self._word_dict)
             start = self._lm.start(False)
             self._trie = fl.Trie(self.num_classes, self.space)
             for idx, word in enumerate(self.words):

@@ -15,6 +15,7 @@ import io
 import logging
 import lzma
 import re
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,8 +220,10 @@ def build_kenlm(text_gz: Path, vocab: list[str], out_binary: Path, settings: LmS
     work.mkdir(parents=True, exist_ok=True)
     arpa = work / "lm.arpa"
     filtered = work / "lm_filtered.arpa"
+    temp = work / "lmplz-tmp"
+    temp.mkdir(exist_ok=True)
     argv: list[str | Path] = [tools["lmplz"], "--order", str(settings.order), "--temp_prefix",
-                              str(work) + "/", "--memory", settings.memory, "--text", text_gz,
+                              str(temp) + "/", "--memory", settings.memory, "--text", text_gz,
                               "--arpa", arpa, "--skip_symbols"]
     prune = prune_args(settings.prune, settings.order)
     if prune and any(p != "0" for p in prune):
@@ -238,6 +241,7 @@ def build_kenlm(text_gz: Path, vocab: list[str], out_binary: Path, settings: LmS
     run_tool([tools["filter"], "single", f"model:{arpa}", filtered],
              stdin=("\n".join(vocab) + "\n").encode("utf-8"))
     arpa.unlink(missing_ok=True)
+    shutil.rmtree(temp, ignore_errors=True)
     tmp_binary = work / "lm.binary"
     run_tool([tools["build_binary"], "-a", str(settings.a_bits), "-q", str(settings.q_bits), "-v",
               settings.binary_type, filtered, tmp_binary])
