@@ -7,7 +7,7 @@ sentences are held out. Emissions are synthetic "acoustic model" outputs: 1-3 fr
 and a blank after it, Gaussian noise on the logits, so greedy decoding makes character errors that a
 language model can fix. Prints seconds per audio second (20 ms frames) and WER, and the speed ratio.
 
-Run: python benchmarks/decode_speed.py [--utterances 100] [--noise 1.6]
+Run: python benchmarks/decode_speed.py [--utterances 60] [--noise 1.0]
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ def timed(fn, items):  # type: ignore[no-untyped-def]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--utterances", type=int, default=100)
-    ap.add_argument("--noise", type=float, default=1.6)
+    ap.add_argument("--utterances", type=int, default=60)
+    ap.add_argument("--noise", type=float, default=1.0)
     ap.add_argument("--top-k", type=int, default=50000)
     ap.add_argument("--order", type=int, default=4)
     ap.add_argument("--alpha", type=float, default=0.931289039105002)
@@ -95,6 +95,7 @@ def main() -> None:
     ap.add_argument("--beams", default="100,1024")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
     sents = stdlib_sentences()
     random.Random(0).shuffle(sents)

@@ -86,3 +86,47 @@ def test_error_rate_is_corpus_level_and_capped() -> None:
     assert error_rate(["a b c d", "e f"], ["a b c d", "x"]) == 2 / 6
     assert error_rate(["a"], ["b c d e"]) == 1.0
     assert error_rate([""], ["x"]) == 0.0
+
+
+def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Path,
+                                                    monkeypatch) -> None:  # noqa: ANN001
+    """Stage wiring. pipeline.inference (training area) stands in as synthetic outputs here, since
+    a trained model is out of scope for this test; the search itself is the real one."""
+    import types
+    from dataclasses import dataclass
+
+    from pipeline.config import load_config
+    from pipeline.paths import Paths
+    from pipeline.stages.base import StageContext
+    from pipeline.stages.lm_optimize import STAGE, decoder_weights
+
+    @dataclass
+    class Utterance:
+        wav_filename: str
+        transcript: str
+        probs: np.ndarray
+
+    sents = small_lm["sentences"][200:215]
+    utts = [Utterance(f"{i}.wav", s, emissions(s, confusions={3: ("o", 0.46)}, seed=i))
+            for i, s in enumerate(sents)]
+    fake = types.ModuleType("pipeline.inference")
+    fake.acoustic_outputs = lambda cfg, paths, csv_files, checkpoint=None, limit=None: utts  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pipeline.inference", fake)
+
+    paths = Paths.at(tmp_path / "data")
+    _write_csv(paths.corpus_csv("common_voice", "dev"), sents)
+    paths.lm.mkdir(parents=True)
+    paths.scorer.write_bytes(small_lm["scorer"].read_bytes())
+    ALPHABET.write(paths.alphabet)
+    cfg = load_config(environ={}, overrides=["CORPORA=common_voice", "LM_EVALUATE_RANGE=2,3,6",
+                                             "BEAM_WIDTH=16", "WORKERS=1"])
+    paths.marker("lm_optimize").parent.mkdir(parents=True, exist_ok=True)
+    STAGE.run(StageContext(cfg, paths, STAGE, tmp_path / "t"))
+    res = json.loads((paths.models / "lm_optimize.json").read_text())
+    assert res["n_trials"] == 6 and res["dev_value_after"] <= res["dev_value_before"]
+    info = read_scorer(paths.scorer)
+    assert (info.alpha, info.beta) == (res["alpha"], res["beta"])
+    paths.marker("lm_optimize").write_text("{}")
+    assert decoder_weights(cfg, paths) == (res["alpha"], res["beta"])
+    explicit = load_config(environ={}, overrides=["LM_ALPHA=0.5"])
+    assert decoder_weights(explicit, paths)[0] == 0.5
