@@ -150,13 +150,23 @@ class Decoder:
         workers = max(1, min(workers, n))
         if workers == 1:
             return [self.decode(p) for p in list_of_probs]
-        ctx = multiprocessing.get_context(_start_method())
-        args = (self.alphabet.labels, self.scorer_path, self.alpha, self.beta, self.beam_width,
-                self.cutoff_top_n)
+        method = _start_method()
+        ctx = multiprocessing.get_context(method)
         # Longest first so the last worker to finish is not stuck with a long utterance.
         order = sorted(range(n), key=lambda i: -len(list_of_probs[i]))
-        with ctx.Pool(workers, initializer=_init_worker, initargs=args) as pool:
-            texts = pool.map(_decode_in_worker, [list_of_probs[i] for i in order], chunksize=1)
+        global _WORKER
+        if method == "fork":  # workers inherit this decoder (LM and lexicon already loaded)
+            _WORKER = self
+            pool = ctx.Pool(workers)
+        else:
+            args = (self.alphabet.labels, self.scorer_path, self.alpha, self.beta,
+                    self.beam_width, self.cutoff_top_n)
+            pool = ctx.Pool(workers, initializer=_init_worker, initargs=args)
+        try:
+            with pool:
+                texts = pool.map(_decode_in_worker, [list_of_probs[i] for i in order], chunksize=1)
+        finally:
+            _WORKER = None
         out = [""] * n
         for i, text in zip(order, texts, strict=True):
             out[i] = text
