@@ -93,10 +93,10 @@ def build_trie(vocab: Iterable[str], alphabet: Alphabet, utf8: bool = False) -> 
     # The same operations as generate_scorer_package; a prefix trie is already epsilon-free and
     # deterministic, so minimize() is the one that shrinks it (shared suffixes).
     trie.rmepsilon()
-    trie = fst.determinize(trie)
-    trie.minimize()
-    trie.arcsort("ilabel")  # the runtime's SortedMatcher needs input-sorted arcs
-    return fst.convert(trie, "const"), n_words
+    det = fst.determinize(trie)
+    det.minimize()
+    det.arcsort("ilabel")  # the runtime's SortedMatcher needs input-sorted arcs
+    return fst.convert(det, "const"), n_words
 
 
 # ---------------------------------------------------------------------------------------------
