@@ -5,7 +5,8 @@ docstrings of Python's standard library (English, read with `ast`, nothing impor
 a-z and apostrophe; the LM is built from most sentences with the real KenLM tools, the test
 sentences are held out. Emissions are synthetic, peaky "acoustic model" outputs (1-3 frames per
 character, then a blank; random rival characters sometimes win), so greedy decoding makes
-character errors that a language model can fix. Prints seconds per audio second (20 ms frames) and WER, and the speed ratio.
+character errors that a language model can fix. Prints seconds per audio second (20 ms frames)
+and WER, and the speed ratio.
 
 Run: python benchmarks/decode_speed.py [--utterances 40] [--noise 0.6]
 """
