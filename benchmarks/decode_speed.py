@@ -123,7 +123,8 @@ def main() -> None:
                        tools, tmp / "work")
         scorer = tmp / "kenlm.scorer"
         build_scorer(binary, vocab, ALPHABET, args.alpha, args.beta, scorer)
-        cov = lm.coverage(set(vocab), test)
+        vocab_set = set(vocab)
+        cov = lm.coverage(vocab_set, test)
         print(f"LM text: {stats.lines} sentences, {stats.words} words; vocabulary {len(vocab)}; "
               f"test token coverage {cov['token_coverage']:.3f}")
 
@@ -147,10 +148,15 @@ def main() -> None:
             hyp_o, t_o = timed(ours.decode, probs)
             hyp_p, t_p = timed(lambda x, b=beam: py.decode(x, beam_width=b), logps)
             wer_o, wer_p = error_rate(test, hyp_o), error_rate(test, hyp_p)
+            iv = [i for i, t in enumerate(test) if all(w in vocab_set for w in t.split())]
+            iv_o = error_rate([test[i] for i in iv], [hyp_o[i] for i in iv])
+            iv_p = error_rate([test[i] for i in iv], [hyp_p[i] for i in iv])
             print(f"{beam:>5} {'ds-pipeline (flashlight)':<22} {t_o / audio_s:>10.5f} {wer_o:>7.4f}")
             print(f"{beam:>5} {'pyctcdecode':<22} {t_p / audio_s:>10.5f} {wer_p:>7.4f}")
             print(f"{beam:>5} speed ratio pyctcdecode/ours = {t_p / t_o:.1f}x; "
-                  f"WER ours {wer_o:.4f} vs pyctcdecode {wer_p:.4f}")
+                  f"WER ours {wer_o:.4f} vs pyctcdecode {wer_p:.4f}; on the {len(iv)} utterances "
+                  f"without OOV words (ours is lexicon-constrained like ds_ctcdecoder): "
+                  f"{iv_o:.4f} vs {iv_p:.4f}")
 
 
 if __name__ == "__main__":

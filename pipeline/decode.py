@@ -6,7 +6,8 @@ like DeepSpeech's `ds_ctcdecoder` (reference deepspeech-0.9.md §7.3):
   with its characters followed by the space label, so output is restricted to in-vocabulary words;
 - each completed word adds alpha·ln P_LM(word | history) + beta. flashlight's KenLM wrapper returns
   log10 probabilities, so its LM weight is alpha·ln(10);
-- `cutoff_top_n` candidate characters per step (flashlight's `beam_size_token`), `beam_width` beams;
+- `cutoff_top_n` candidate characters per step (flashlight's `beam_size_token`), `beam_width` beams,
+  plus pyctcdecode-style pruning (BEAM_THRESHOLD, TOKEN_MIN_LOGP) that ds_ctcdecoder does not have;
 - the trailing unfinished word is completed (and scored) by one extra frame that emits a space,
   as ds_ctcdecoder scores the last word before ranking.
 Without a scorer the beam search is lexicon-free with no LM (a plain CTC prefix beam search).
@@ -29,9 +30,13 @@ from pipeline.text.alphabet import Alphabet
 LN10 = math.log(10.0)
 # Log-probability floor (ds_ctcdecoder adds FLT_MIN before the log).
 _FLOOR = np.float32(np.finfo(np.float32).tiny)
-# Beam pruning threshold (score distance to the best hypothesis); wide enough not to change
-# results at DeepSpeech-like settings, it keeps the search fast on confident frames.
-BEAM_THRESHOLD = 25.0
+# Pruning, as pyctcdecode does by default (its beam_prune_logp / token_min_logp): hypotheses more
+# than BEAM_THRESHOLD (natural log) below the best are dropped, and per frame only characters with
+# ln p >= TOKEN_MIN_LOGP (plus the frame's best) are expanded. On peaky CTC outputs this is what makes
+# large beams cheap; in benchmarks/decode_speed.py it did not change WER (see docs/language-model.md).
+BEAM_THRESHOLD = 10.0
+TOKEN_MIN_LOGP = -5.0
+_PRUNED = np.float32(-1e9)
 
 
 def greedy_decode(probs: np.ndarray, alphabet: Alphabet) -> str:
@@ -47,15 +52,19 @@ def greedy_decode(probs: np.ndarray, alphabet: Alphabet) -> str:
     return " ".join(alphabet.decode(ids).split())
 
 
-def _log_emissions(probs: np.ndarray) -> np.ndarray:
-    return np.log(np.asarray(probs, dtype=np.float32) + _FLOOR).astype(np.float32)
+def _log_emissions(probs: np.ndarray, token_min_logp: float) -> np.ndarray:
+    em = np.log(np.asarray(probs, dtype=np.float32) + _FLOOR).astype(np.float32)
+    keep = em >= token_min_logp
+    keep[np.arange(len(em)), em.argmax(axis=1)] = True
+    return np.where(keep, em, _PRUNED).astype(np.float32)
 
 
 class Decoder:
     """CTC prefix beam search, lexicon-constrained and LM-scored when `scorer_path` is given."""
 
     def __init__(self, alphabet: Alphabet, scorer_path: Path | None, alpha: float, beta: float,
-                 beam_width: int, cutoff_top_n: int = 40) -> None:
+                 beam_width: int, cutoff_top_n: int = 40, beam_threshold: float = BEAM_THRESHOLD,
+                 token_min_logp: float = TOKEN_MIN_LOGP) -> None:
         from flashlight.lib.text import decoder as fl
         from flashlight.lib.text.decoder.kenlm import KenLM
         from flashlight.lib.text.dictionary import Dictionary
@@ -64,6 +73,8 @@ class Decoder:
         self.scorer_path = Path(scorer_path) if scorer_path else None
         self.beam_width = int(beam_width)
         self.cutoff_top_n = int(cutoff_top_n)
+        self.beam_threshold = float(beam_threshold)
+        self.token_min_logp = float(token_min_logp)
         self.num_classes = alphabet.num_classes
         self.blank = alphabet.blank_index
         self.space = alphabet.space_index
@@ -99,12 +110,12 @@ class Decoder:
         if self._lm is None:
             opts = fl.LexiconFreeDecoderOptions(
                 beam_size=self.beam_width, beam_size_token=min(self.cutoff_top_n, self.num_classes),
-                beam_threshold=BEAM_THRESHOLD, lm_weight=0.0, sil_score=0.0, log_add=True,
+                beam_threshold=self.beam_threshold, lm_weight=0.0, sil_score=0.0, log_add=True,
                 criterion_type=fl.CriterionType.CTC)
             return fl.LexiconFreeDecoder(opts, fl.ZeroLM(), self.space, self.blank, [])
         opts = fl.LexiconDecoderOptions(
             beam_size=self.beam_width, beam_size_token=min(self.cutoff_top_n, self.num_classes),
-            beam_threshold=BEAM_THRESHOLD, lm_weight=alpha * LN10, word_score=beta,
+            beam_threshold=self.beam_threshold, lm_weight=alpha * LN10, word_score=beta,
             unk_score=-math.inf, sil_score=0.0, log_add=True, criterion_type=fl.CriterionType.CTC)
         return fl.LexiconDecoder(opts, self._trie, self._lm, self.space, self.blank, self._unk, [],
                                  False)
@@ -122,7 +133,7 @@ class Decoder:
         if probs.shape[1] != self.num_classes:
             raise ValueError(f"probabilities have {probs.shape[1]} classes, the alphabet needs "
                              f"{self.num_classes} (labels + blank)")
-        em = _log_emissions(probs)
+        em = _log_emissions(probs, self.token_min_logp)
         if self._lm is not None:
             # One frame that certainly emits a space: completes and LM-scores the last word.
             tail = np.full((1, self.num_classes), -1e4, dtype=np.float32)
@@ -160,7 +171,7 @@ class Decoder:
             pool = ctx.Pool(workers)
         else:
             args = (self.alphabet.labels, self.scorer_path, self.alpha, self.beta,
-                    self.beam_width, self.cutoff_top_n)
+                    self.beam_width, self.cutoff_top_n, self.beam_threshold, self.token_min_logp)
             pool = ctx.Pool(workers, initializer=_init_worker, initargs=args)
         try:
             with pool:
@@ -184,9 +195,11 @@ _WORKER: Decoder | None = None
 
 
 def _init_worker(labels: tuple[str, ...], scorer_path: Path | None, alpha: float, beta: float,
-                 beam_width: int, cutoff_top_n: int) -> None:
+                 beam_width: int, cutoff_top_n: int, beam_threshold: float,
+                 token_min_logp: float) -> None:
     global _WORKER
-    _WORKER = Decoder(Alphabet(labels), scorer_path, alpha, beta, beam_width, cutoff_top_n)
+    _WORKER = Decoder(Alphabet(labels), scorer_path, alpha, beta, beam_width, cutoff_top_n,
+                      beam_threshold, token_min_logp)
 
 
 def _decode_in_worker(probs: np.ndarray) -> str:
