@@ -1,0 +1,255 @@
+"""Language-model text and KenLM build (the seeds' `generate_lm.py`, reference deepspeech-0.9.md §7.1).
+
+text: training transcripts of every active corpus + the language pack's `lm_text_urls`, normalized
+like the labels, lower-cased, with every dev/test sentence removed (leakage would make WER look better
+than it is) → top-k vocabulary → `lmplz` → `filter` to the vocabulary → `build_binary -a A -q Q -v
+trie` (`-v` omits the vocabulary strings so the scorer trailer can follow the search data).
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import gzip
+import io
+import logging
+import lzma
+import re
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError, ExternalToolError, MissingInputError
+from pipeline.fsutil import atomic_copy, atomic_write
+from pipeline.tools import find_tool, run_tool
+
+log = logging.getLogger(__name__)
+
+KENLM_TOOLS = ("lmplz", "filter", "build_binary")
+# Tokens KenLM reserves: a literal `<s>` in the text makes lmplz fail.
+RESERVED_TOKENS = frozenset({"<s>", "</s>", "<unk>"})
+_SPACES = re.compile(r"\s+")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+# ---------------------------------------------------------------------------------------------
+def kenlm_tools(kenlm_bin: str = "") -> dict[str, Path]:
+    """Paths of lmplz/filter/build_binary (KENLM_BIN, then PATH, then the build cache)."""
+    found: dict[str, Path] = {}
+    missing: list[str] = []
+    for name in KENLM_TOOLS:
+        path = find_tool(name, [kenlm_bin] if kenlm_bin else [])
+        if path is None:
+            missing.append(name)
+        else:
+            found[name] = path
+    if missing:
+        raise MissingInputError(
+            f"KenLM tools not found: {', '.join(missing)}; build them with scripts/build_kenlm.sh "
+            f"(or set KENLM_BIN to the directory holding lmplz, filter and build_binary)")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Text
+# ---------------------------------------------------------------------------------------------
+def normalize_lm_line(text: str, pack: Any, english_compatible: bool) -> str | None:
+    """Normalize one external LM text line like the labels (`pipeline.text.normalize`).
+
+    Fallback while that normalizer is not available: lower-case and collapse whitespace only.
+    Train transcripts are already normalized and do not go through here.
+    """
+    try:
+        from pipeline.text import normalize as _normalize_mod  # type: ignore[attr-defined]
+    except ImportError:
+        _normalize_mod = None
+    func = getattr(_normalize_mod, "normalize", None) if _normalize_mod is not None else None
+    if func is not None:
+        result = func(text, pack, english_compatible)
+        return result if result else None
+    line = _SPACES.sub(" ", text.lower()).strip()
+    return line or None
+
+
+def clean_line(line: str) -> str:
+    """Lower-case, collapse whitespace and drop KenLM's reserved tokens."""
+    words = [w for w in line.lower().split() if w not in RESERVED_TOKENS]
+    return " ".join(words)
+
+
+def read_transcripts(csv_path: Path) -> Iterator[str]:
+    """The `transcript` column of a DeepSpeech CSV."""
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or "transcript" not in reader.fieldnames:
+            raise ConfigError(f"{csv_path}: no 'transcript' column (expected header "
+                              f"wav_filename,wav_filesize,transcript)")
+        for row in reader:
+            yield row["transcript"]
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """Open plain, .gz or .xz text for reading (UTF-8, undecodable bytes replaced)."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
+    if name.endswith(".xz"):
+        return io.TextIOWrapper(lzma.open(path, "rb"), encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
+def download_text(url: str, dest_dir: Path) -> Path:
+    """Download one LM text source into `dest_dir` (kept across runs, like corpus archives)."""
+    name = url.rstrip("/").rsplit("/", 1)[-1] or "lm_text"
+    dest = dest_dir / name
+    if dest.is_file():
+        return dest
+    try:  # the importers' downloader (resume, checksums) when it is available
+        from pipeline.download import download as _download  # type: ignore[import-not-found]
+    except ImportError:
+        _download = None
+    if _download is not None:
+        return Path(_download(url, dest))
+    import requests
+
+    log.info("downloading LM text %s", url)
+    with requests.get(url, stream=True, timeout=60) as resp:
+        resp.raise_for_status()
+        with atomic_write(dest, "wb") as fh:
+            for chunk in resp.iter_content(1 << 20):
+                fh.write(chunk)
+    return dest
+
+
+@dataclass
+class TextStats:
+    lines: int = 0
+    words: int = 0
+    excluded_heldout: int = 0
+    sources: dict[str, int] = field(default_factory=dict)  # source -> lines kept
+
+
+def load_heldout(path: Path) -> set[str]:
+    if not path.is_file():
+        return set()
+    with open(path, encoding="utf-8") as fh:
+        return {clean_line(line) for line in fh if line.strip()}
+
+
+def write_lm_text(out_gz: Path, sources: Iterable[tuple[str, Iterable[str]]], heldout: set[str],
+                  ) -> tuple[TextStats, collections.Counter[str]]:
+    """Write the cleaned LM text (gzip) and count words. `sources` = (name, lines) pairs whose
+    lines are already normalized. Lines equal to a held-out sentence are skipped."""
+    stats = TextStats()
+    counts: collections.Counter[str] = collections.Counter()
+    with atomic_write(out_gz, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb",
+                                                          compresslevel=3) as gz:
+        for name, lines in sources:
+            kept = 0
+            for line in lines:
+                text = clean_line(line)
+                if not text:
+                    continue
+                if text in heldout:
+                    stats.excluded_heldout += 1
+                    continue
+                words = text.split()
+                counts.update(words)
+                stats.words += len(words)
+                gz.write(text.encode("utf-8") + b"\n")
+                kept += 1
+            stats.sources[name] = stats.sources.get(name, 0) + kept
+            stats.lines += kept
+    return stats, counts
+
+
+def top_k_vocab(counts: collections.Counter[str], top_k: int) -> list[str]:
+    """The `top_k` most frequent words; ties broken alphabetically so the result is reproducible."""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [w for w, _ in ranked[:top_k]]
+
+
+def coverage(vocab: set[str], sentences: Iterable[str]) -> dict[str, float | int]:
+    """Share of held-out tokens and word types that the vocabulary covers."""
+    tokens = 0
+    covered = 0
+    types: set[str] = set()
+    for s in sentences:
+        for w in s.split():
+            tokens += 1
+            covered += w in vocab
+            types.add(w)
+    return {"tokens": tokens, "token_coverage": round(covered / tokens, 4) if tokens else 0.0,
+            "types": len(types),
+            "type_coverage": round(sum(w in vocab for w in types) / len(types), 4) if types else 0.0}
+
+
+# ---------------------------------------------------------------------------------------------
+# KenLM build
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LmSettings:
+    order: int = 4
+    prune: str = "0|0|1"
+    memory: str = "1G"
+    top_k: int = 500000
+    a_bits: int = 255
+    q_bits: int = 8
+    binary_type: str = "trie"
+
+
+def prune_args(prune: str, order: int) -> list[str]:
+    """`LM_PRUNE` ('|'-separated, non-decreasing) as lmplz arguments, cut to the order."""
+    parts = [p.strip() for p in prune.split("|") if p.strip()] if prune else []
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"LM_PRUNE={prune!r}: expected '|'-separated integers like 0|0|1") from None
+    if any(b < a for a, b in zip(values, values[1:], strict=False)) or any(v < 0 for v in values):
+        raise ConfigError(f"LM_PRUNE={prune!r}: thresholds must be >= 0 and non-decreasing")
+    values = values[:order]
+    return [str(v) for v in values]
+
+
+def build_kenlm(text_gz: Path, vocab: list[str], out_binary: Path, settings: LmSettings,
+                tools: dict[str, Path], work: Path) -> dict[str, Any]:
+    """lmplz → filter → build_binary; intermediates live in `work` and are removed."""
+    work.mkdir(parents=True, exist_ok=True)
+    arpa = work / "lm.arpa"
+    filtered = work / "lm_filtered.arpa"
+    temp = work / "lmplz-tmp"
+    temp.mkdir(exist_ok=True)
+    argv: list[str | Path] = [tools["lmplz"], "--order", str(settings.order), "--temp_prefix",
+                              str(temp) + "/", "--memory", settings.memory, "--text", text_gz,
+                              "--arpa", arpa, "--skip_symbols"]
+    prune = prune_args(settings.prune, settings.order)
+    if prune and any(p != "0" for p in prune):
+        argv += ["--prune", *prune]
+    fallback = False
+    try:
+        run_tool(argv)
+    except ExternalToolError as exc:
+        # Small corpora have too few singletons/doubletons for Kneser-Ney discount estimation.
+        if "discount" not in str(exc).lower():
+            raise
+        log.info("lmplz could not estimate discounts (small corpus): retrying with --discount_fallback")
+        fallback = True
+        run_tool([*argv, "--discount_fallback"])
+    run_tool([tools["filter"], "single", f"model:{arpa}", filtered],
+             stdin=("\n".join(vocab) + "\n").encode("utf-8"))
+    arpa.unlink(missing_ok=True)
+    shutil.rmtree(temp, ignore_errors=True)
+    tmp_binary = work / "lm.binary"
+    run_tool([tools["build_binary"], "-a", str(settings.a_bits), "-q", str(settings.q_bits), "-v",
+              settings.binary_type, filtered, tmp_binary])
+    filtered.unlink(missing_ok=True)
+    out_binary.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp_binary.replace(out_binary)  # the stage's work dir is on the data disk: atomic rename
+    except OSError:
+        atomic_copy(tmp_binary, out_binary)
+        tmp_binary.unlink()
+    return {"discount_fallback": fallback, "binary_bytes": out_binary.stat().st_size}

@@ -1,0 +1,132 @@
+"""The lm stage through the CLI on a generated data dir, and the lm_optimize core on synthetic outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import LmRange
+from pipeline.decode import Decoder, greedy_decode
+from pipeline.scorer import read_scorer
+from pipeline.stages.lm_optimize import error_rate, optimize
+from tests.lm.conftest import ALPHABET, REPO, emissions, make_sentences
+
+
+def _write_csv(path: Path, transcripts: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["wav_filename", "wav_filesize", "transcript"])
+        for i, t in enumerate(transcripts):
+            w.writerow([f"clips/{i}.wav", 1000, t])
+
+
+def test_lm_stage_builds_scorer_without_heldout_sentences(tmp_path: Path, kenlm_bin: Path) -> None:
+    data = tmp_path / "data"
+    sents = list(dict.fromkeys(make_sentences(1500, seed=5)))
+    train, heldout = sents[:-40], sents[-40:]
+    train = train + heldout[:5]  # leaked duplicates must be removed
+    _write_csv(data / "extracted" / "common_voice" / "common_voice_train.csv", train)
+    (data / "extracted" / "heldout_sentences.txt").write_text("\n".join(heldout) + "\n")
+    (data / "models").mkdir(parents=True)
+    ALPHABET.write(data / "models" / "alphabet.txt")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", "--data-dir", str(data), "--stages", "lm",
+         "--set", "CORPORA=common_voice", "--set", "LM_ORDER=3", "--set", "LM_MEMORY=64M",
+         "--set", "FAST_TRAIN=1", "--set", f"KENLM_BIN={kenlm_bin}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((data / "lm" / "lm_report.json").read_text())
+    assert report["text"]["excluded_heldout_lines"] == 5
+    assert report["text"]["lines"] == len(train) - 5
+    assert report["vocabulary"]["top_k"] == 500  # FAST_TRAIN caps the vocabulary
+    assert 0.9 < report["heldout_coverage"]["token_coverage"] <= 1.0
+    assert (data / "lm" / "lm.binary").is_file()
+    vocab = (data / "lm" / "vocab-500.txt").read_text().split()
+    assert vocab[0] in ("le", "la")
+    info = read_scorer(data / "lm" / "kenlm.scorer")
+    assert (info.alpha, info.beta) == (0.931289039105002, 1.1834137581510284)
+    assert not list((data / "tmp").glob("lm/**/*.arpa"))
+    # second run: skipped (marker + outputs)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", "--data-dir", str(data), "--stages", "lm",
+         "--set", "CORPORA=common_voice", "--set", "LM_ORDER=3", "--set", "LM_MEMORY=64M",
+         "--set", "FAST_TRAIN=1", "--set", f"KENLM_BIN={kenlm_bin}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "skip: done with the same settings" in proc.stderr
+
+
+def test_optimizer_does_not_worsen_dev_wer(small_lm: dict) -> None:
+    rng = np.random.default_rng(7)
+    sents = small_lm["sentences"][100:130]
+    pairs = []
+    for i, s in enumerate(sents):
+        # confuse a few characters per utterance with random letters
+        conf = {int(j): (str(rng.choice(list("aeiou"))), 0.48)
+                for j in rng.choice(len(s), size=3, replace=False) if s[int(j)] != " "}
+        pairs.append((emissions(s, confusions=conf, seed=i), s))
+    res = optimize(pairs, ALPHABET, small_lm["scorer"], LmRange(3.0, 3.0, 12), default_alpha=0.0,
+                   default_beta=0.0, beam_width=32, seed=1, workers=2)
+    assert res.n_trials == 12
+    assert res.value <= res.default_value
+    # the chosen values really give that WER
+    dec = Decoder(ALPHABET, small_lm["scorer"], res.alpha, res.beta, beam_width=32)
+    wer = error_rate([t for _, t in pairs], [dec.decode(p) for p, _ in pairs])
+    assert abs(wer - res.value) < 1e-9
+    greedy_wer = error_rate([t for _, t in pairs], [greedy_decode(p, ALPHABET) for p, _ in pairs])
+    assert res.value < greedy_wer or greedy_wer == 0.0
+
+
+def test_error_rate_is_corpus_level_and_capped() -> None:
+    assert error_rate(["a b c d", "e f"], ["a b c d", "x"]) == 2 / 6
+    assert error_rate(["a"], ["b c d e"]) == 1.0
+    assert error_rate([""], ["x"]) == 0.0
+
+
+def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Path,
+                                                    monkeypatch) -> None:  # noqa: ANN001
+    """Stage wiring. pipeline.inference (training area) stands in as synthetic outputs here, since
+    a trained model is out of scope for this test; the search itself is the real one."""
+    import types
+    from dataclasses import dataclass
+
+    from pipeline.config import load_config
+    from pipeline.paths import Paths
+    from pipeline.stages.base import StageContext
+    from pipeline.stages.lm_optimize import STAGE, decoder_weights
+
+    @dataclass
+    class Utterance:
+        wav_filename: str
+        transcript: str
+        probs: np.ndarray
+
+    sents = small_lm["sentences"][200:215]
+    utts = [Utterance(f"{i}.wav", s, emissions(s, confusions={3: ("o", 0.46)}, seed=i))
+            for i, s in enumerate(sents)]
+    fake = types.ModuleType("pipeline.inference")
+    fake.acoustic_outputs = lambda cfg, paths, csv_files, checkpoint=None, limit=None: utts  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pipeline.inference", fake)
+
+    paths = Paths.at(tmp_path / "data")
+    _write_csv(paths.corpus_csv("common_voice", "dev"), sents)
+    paths.lm.mkdir(parents=True)
+    paths.scorer.write_bytes(small_lm["scorer"].read_bytes())
+    ALPHABET.write(paths.alphabet)
+    cfg = load_config(environ={}, overrides=["CORPORA=common_voice", "LM_EVALUATE_RANGE=2,3,6",
+                                             "BEAM_WIDTH=16", "WORKERS=1"])
+    paths.marker("lm_optimize").parent.mkdir(parents=True, exist_ok=True)
+    STAGE.run(StageContext(cfg, paths, STAGE, tmp_path / "t"))
+    res = json.loads((paths.models / "lm_optimize.json").read_text())
+    assert res["n_trials"] == 6 and res["dev_value_after"] <= res["dev_value_before"]
+    info = read_scorer(paths.scorer)
+    assert (info.alpha, info.beta) == (res["alpha"], res["beta"])
+    paths.marker("lm_optimize").write_text("{}")
+    assert decoder_weights(cfg, paths) == (res["alpha"], res["beta"])
+    explicit = load_config(environ={}, overrides=["LM_ALPHA=0.5"])
+    assert decoder_weights(explicit, paths)[0] == 0.5
