@@ -14,7 +14,6 @@ import gzip
 import io
 import logging
 import lzma
-import re
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +29,6 @@ log = logging.getLogger(__name__)
 KENLM_TOOLS = ("lmplz", "filter", "build_binary")
 # Tokens KenLM reserves: a literal `<s>` in the text makes lmplz fail.
 RESERVED_TOKENS = frozenset({"<s>", "</s>", "<unk>"})
-_SPACES = re.compile(r"\s+")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,21 +55,11 @@ def kenlm_tools(kenlm_bin: str = "") -> dict[str, Path]:
 # Text
 # ---------------------------------------------------------------------------------------------
 def normalize_lm_line(text: str, pack: Any, english_compatible: bool) -> str | None:
-    """Normalize one external LM text line like the labels (`pipeline.text.normalize`).
+    """Normalize one external LM text line exactly like the labels (`pipeline.text.normalize`), so
+    the LM vocabulary and the acoustic labels agree (the seeds' œ/oe mismatch). None = rejected."""
+    from pipeline.text.normalize import normalize
 
-    Fallback while that normalizer is not available: lower-case and collapse whitespace only.
-    Train transcripts are already normalized and do not go through here.
-    """
-    try:
-        from pipeline.text import normalize as _normalize_mod  # type: ignore[attr-defined]
-    except ImportError:
-        _normalize_mod = None
-    func = getattr(_normalize_mod, "normalize", None) if _normalize_mod is not None else None
-    if func is not None:
-        result = func(text, pack, english_compatible)
-        return result if result else None
-    line = _SPACES.sub(" ", text.lower()).strip()
-    return line or None
+    return normalize(text, pack, english_compatible) or None
 
 
 def clean_line(line: str) -> str:
