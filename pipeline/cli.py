@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transcribe", help="transcribe audio files with an exported model")
     p.add_argument("--model", required=True, help="output_graph.tflite, .pb or .pbmm")
     p.add_argument("--scorer", help="kenlm.scorer for beam search (default: greedy decoding)")
-    p.add_argument("--beam-width", type=int, default=500, help="beam width with --scorer")
+    p.add_argument("--beam-width", type=int, help="beam width (default: the model's metadata)")
+    p.add_argument("--greedy", action="store_true", help="best-path decoding instead of beam search")
     p.add_argument("--threads", type=int, default=1, help="LiteRT threads for .tflite models")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per file with timestamped segments")
@@ -171,7 +172,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from pipeline.transcribe import Transcriber, load_model
 
     tr = Transcriber(load_model(args.model, threads=args.threads),
-                     scorer=Path(args.scorer) if args.scorer else None, beam_width=args.beam_width)
+                     scorer=Path(args.scorer) if args.scorer else None, beam_width=args.beam_width,
+                     greedy=args.greedy)
     for f in args.files:
         res = tr.transcribe_file(f)
         if args.json:

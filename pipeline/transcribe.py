@@ -109,6 +109,7 @@ class AcousticModel(Protocol):
     alphabet: Alphabet
     sample_rate: int
     n_hidden: int
+    beam_width: int
 
     def step(self, windows: np.ndarray, n_valid: int, c: np.ndarray, h: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
@@ -132,6 +133,7 @@ class TfliteModel:
         self.interp.invoke()  # the metadata outputs are computed by the graph
         self.alphabet = Alphabet.deserialize(bytes(self._get("metadata_alphabet")[0]))
         self.sample_rate = int(self._get("metadata_sample_rate")[0])
+        self.beam_width = int(self._get("metadata_beam_width")[0])
 
     def _get(self, name: str) -> Any:
         return self.interp.get_tensor(self.idx[name])
@@ -165,9 +167,11 @@ class TfModel:
         self.sess = tf.compat.v1.Session(graph=self.graph)
         t = self.graph.get_tensor_by_name
         self.n_hidden = int(t("previous_state_c:0").shape[1])
-        alpha, rate = self.sess.run([t("metadata_alphabet:0"), t("metadata_sample_rate:0")])
+        alpha, rate, beam = self.sess.run([t("metadata_alphabet:0"), t("metadata_sample_rate:0"),
+                                           t("metadata_beam_width:0")])
         self.alphabet = Alphabet.deserialize(bytes(alpha[0]))
         self.sample_rate = int(rate[0])
+        self.beam_width = int(beam[0])
         self._fetch = [t("logits:0"), t("new_state_c:0"), t("new_state_h:0")]
 
     def step(self, windows: np.ndarray, n_valid: int, c: np.ndarray, h: np.ndarray
@@ -239,23 +243,35 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
 
 @dataclass
 class Transcriber:
-    """Transcribes files with one model and an optional scorer."""
+    """Transcribes files with one model and an optional scorer.
+
+    Like the DeepSpeech client it decodes with CTC prefix beam search (the LM area's
+    `pipeline.decode.Decoder`; beam width from the model's metadata unless given), lexicon- and
+    LM-constrained with a scorer; `greedy=True` (or no decoder installed) takes the best path.
+    """
 
     model: AcousticModel
     scorer: Path | None = None
-    beam_width: int = 500
+    beam_width: int | None = None
+    greedy: bool = False
     alpha: float | None = None
     beta: float | None = None
     vad_min_s: float = 20.0     # files longer than this are split with webrtcvad
     _decoder: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.scorer is not None:
+        if self.scorer is not None and self.greedy:
+            raise UsageError("--greedy cannot be combined with --scorer")
+        if self.scorer is not None or not self.greedy:
             try:
                 from pipeline.decode import Decoder  # LM area
             except ImportError as exc:
-                raise UsageError("--scorer needs pipeline.decode (the LM area's beam-search "
-                                 "decoder), which this installation lacks") from exc
+                if self.scorer is not None:
+                    raise UsageError("--scorer needs pipeline.decode (the LM area's beam-search "
+                                     "decoder), which this installation lacks") from exc
+                log.info("no beam-search decoder installed (pipeline.decode): greedy decoding")
+                self.greedy = True
+                return
             alpha, beta = self.alpha, self.beta
             if alpha is None or beta is None:
                 from pipeline.config import LmConfig
@@ -263,7 +279,7 @@ class Transcriber:
                 alpha = LmConfig().lm_alpha if alpha is None else alpha
                 beta = LmConfig().lm_beta if beta is None else beta
             self._decoder = Decoder(self.model.alphabet, self.scorer, alpha, beta,
-                                    self.beam_width)
+                                    self.beam_width or self.model.beam_width)
 
     def decode(self, probs: np.ndarray) -> str:
         if len(probs) == 0:

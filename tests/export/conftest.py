@@ -65,6 +65,8 @@ class TinyModel:
     n_hidden: int
     clips: list[Path]
     texts: list[str]
+    test_clips: list[Path]   # the clips plus copies with silence and noise around them
+    test_texts: list[str]
 
 
 def train_tiny(clips: list[Path], texts: list[str], alphabet: Alphabet, n_hidden: int = 64,
@@ -148,9 +150,23 @@ def fr_alphabet() -> Alphabet:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, fr_alphabet: Alphabet) -> TinyModel:
-    clips = synth(SENTENCES, tmp_path_factory.mktemp("clips"))
+    import soundfile as sf
+
+    d = tmp_path_factory.mktemp("clips")
+    clips = synth(SENTENCES, d)
     weights = train_tiny(clips, SENTENCES, fr_alphabet)
-    return TinyModel(weights, fr_alphabet, 64, clips, SENTENCES)
+    rng = np.random.default_rng(42)
+    padded = []
+    for p in clips:
+        x, _ = sf.read(str(p), dtype="float32")
+        x = np.concatenate([np.zeros(int(16000 * rng.uniform(0.2, 0.6)), np.float32), x,
+                            np.zeros(int(16000 * rng.uniform(0.2, 0.6)), np.float32)])
+        x = x + rng.standard_normal(len(x)).astype(np.float32) * 1e-3
+        q = d / f"padded_{p.name}"
+        sf.write(str(q), x, 16000, subtype="PCM_16")
+        padded.append(q)
+    return TinyModel(weights, fr_alphabet, 64, clips, SENTENCES, [*clips, *padded],
+                     [*SENTENCES, *SENTENCES])
 
 
 @pytest.fixture(scope="session")
