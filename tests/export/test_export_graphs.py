@@ -111,9 +111,9 @@ def test_tflite_names_and_versions(exported, fr_alphabet) -> None:  # noqa: ANN0
         assert "CUSTOM:AudioSpectrogram" in versions and "CUSTOM:Mfcc" in versions
         model = tflite_compat.load_model(data)
         sg = model.subgraphs[0]
-        name = lambda i: sg.tensors[i].name.decode()  # noqa: E731
-        assert [name(i) for i in sg.inputs] == export.INPUT_NAMES_TFLITE
-        assert [name(i) for i in sg.outputs] == export.OUTPUT_NAMES
+        names = [t.name.decode() for t in sg.tensors]
+        assert [names[i] for i in sg.inputs] == export.INPUT_NAMES_TFLITE
+        assert [names[i] for i in sg.outputs] == export.OUTPUT_NAMES
         produced = {o for op in sg.operators for o in op.outputs}
         assert set(sg.outputs) <= produced  # every output has a producer
         assert list(sg.tensors[sg.outputs[0]].shape) == [16, fr_alphabet.num_classes]
