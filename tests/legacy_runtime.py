@@ -53,6 +53,7 @@ class LegacyResult:
     load_s: float
     stt_s: list[float]
     log: str
+    rss_kb: dict[str, int]  # before/after_load (VmRSS) and peak (VmHWM) of the child process
 
 
 def transcribe(runtime: str, model: Path, wavs: list[Path], scorer: Path | None = None,
@@ -70,7 +71,8 @@ def transcribe(runtime: str, model: Path, wavs: list[Path], scorer: Path | None 
         raise RuntimeError(f"{runtime} on {model.name} failed (rc {proc.returncode}):\n"
                            f"{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    return LegacyResult(out["transcripts"], out["load_s"], out["stt_s"], proc.stderr)
+    rss = {k[4:-3]: v for k, v in out.items() if k.startswith("rss_")}
+    return LegacyResult(out["transcripts"], out["load_s"], out["stt_s"], proc.stderr, rss)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,6 +93,13 @@ def _read_pcm16(path: Path) -> bytes:
         if w.getframerate() != 16000 or w.getnchannels() != 1 or w.getsampwidth() != 2:
             raise SystemExit(f"{path}: legacy runtimes need 16 kHz mono PCM16")
         return w.readframes(w.getnframes())
+
+
+def _rss_kb(field: str = "VmRSS") -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
 
 
 def _main(argv: list[str]) -> int:
@@ -119,10 +128,12 @@ def _main(argv: list[str]) -> int:
         msg = ctypes.string_at(ptr).decode() if ptr else str(code)
         return f"{msg} (0x{code:x})"
 
+    rss0 = _rss_kb()
     state = ctypes.c_void_p()
     t0 = time.perf_counter()
     rc = f("CreateModel")(args.model.encode(), ctypes.byref(state))
     load_s = time.perf_counter() - t0
+    rss_load = _rss_kb()
     if rc != 0:
         print(f"CreateModel failed: {err(rc)}", file=sys.stderr)
         return 3
@@ -145,7 +156,9 @@ def _main(argv: list[str]) -> int:
         if ptr:
             f("FreeString")(ptr)
     f("FreeModel")(state)
-    print(json.dumps({"transcripts": texts, "load_s": load_s, "stt_s": times}))
+    print(json.dumps({"transcripts": texts, "load_s": load_s, "stt_s": times,
+                      "rss_before_kb": rss0, "rss_after_load_kb": rss_load,
+                      "rss_peak_kb": _rss_kb("VmHWM")}))
     return 0
 
 
