@@ -296,12 +296,12 @@ class Transcriber:
             segs = split_speech(samples, rate) or [Segment(0, len(samples))]
         else:
             segs = [Segment(0, len(samples))]
-        out = []
+        out: list[dict[str, Any]] = []
         for s in segs:
             text = self.decode(stream_probs(self.model, samples[s.start:s.end]))
             out.append({"start": round(s.start / rate, 3), "end": round(s.end / rate, 3),
                         "text": text})
-        transcript = " ".join(seg["text"] for seg in out if seg["text"])
+        transcript = " ".join(str(seg["text"]) for seg in out if seg["text"])
         return {"transcript": transcript, "segments": out}
 
     def transcribe_file(self, path: str | Path) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def split_speech(samples: np.ndarray, sample_rate: int = 16000, aggressiveness: 
                        for i in range(n_frames)], dtype=bool)
     regions: list[list[int]] = []
     gap = int(round(min_silence_s * 1000 / FRAME_MS))
-    for i in np.flatnonzero(voiced):
+    for i in np.flatnonzero(voiced).tolist():
         if regions and i - regions[-1][1] <= gap:
             regions[-1][1] = i + 1
         else:
