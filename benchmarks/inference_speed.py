@@ -51,7 +51,7 @@ def _speech(out: Path, seconds: float) -> Path:
     import soundfile as sf
 
     sys.path.insert(0, str(REPO / "tests/export"))
-    from conftest import synth  # the test helper: espeak-ng through the espeakng-loader wheel
+    from export_fixtures import synth  # the test helper: espeak-ng through the espeakng-loader wheel
 
     text = ("le soleil se lève sur la ville et les enfants partent à l'école pendant que les "
             "parents prennent le train pour aller travailler")

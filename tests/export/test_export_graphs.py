@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from export_fixtures import random_weights
 
-from conftest import random_weights
 from pipeline import export, pbmm, tflite_compat
 from pipeline.stages.export import reference_probs
 from pipeline.text.alphabet import Alphabet

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from export_fixtures import TinyModel
 
-from conftest import TinyModel
 from pipeline.transcribe import Transcriber, load_model
 from tests import legacy_runtime
 

@@ -11,8 +11,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from export_fixtures import REPO, TinyModel
 
-from conftest import REPO, TinyModel
 from pipeline.config import load_config
 from pipeline.paths import Paths
 from pipeline.stages.export import parity_path, run_export

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from export_fixtures import REPO, TinyModel
 
-from conftest import REPO, TinyModel
 from pipeline.transcribe import Transcriber, load_model
 from pipeline.vad import split_speech
 
