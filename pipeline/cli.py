@@ -5,6 +5,7 @@
     ds-pipeline config [--env-file F]... [--lang LL] [--set K=V]... [--markdown]
     ds-pipeline stages
     ds-pipeline sample-corpus --lang LL --out PATH.tar.gz [--clips N] [--seed S]
+    ds-pipeline transcribe --model M [--scorer S] [--json] FILES...
 
 Exit codes: 0 ok, 1 failure, 2 configuration or usage error, 3 missing input.
 """
@@ -76,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output archive, e.g. data/sources/cv-corpus-fr.tar.gz")
     p.add_argument("--clips", type=int, default=1000, help="number of clips (default 1000, ~0.7 h)")
     p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same archive)")
+
+    p = sub.add_parser("transcribe", help="transcribe audio files with an exported model")
+    p.add_argument("--model", required=True, help="output_graph.tflite, .pb or .pbmm")
+    p.add_argument("--scorer", help="kenlm.scorer for beam search (default: greedy decoding)")
+    p.add_argument("--beam-width", type=int, help="beam width (default: the model's metadata)")
+    p.add_argument("--greedy", action="store_true", help="best-path decoding instead of beam search")
+    p.add_argument("--threads", type=int, default=1, help="LiteRT threads for .tflite models")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per file with timestamped segments")
+    p.add_argument("files", nargs="+", metavar="FILE", help="wav/mp3/ogg/flac files")
     return parser
 
 
@@ -156,11 +167,30 @@ def cmd_sample_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    import json
+
+    from pipeline.transcribe import Transcriber, load_model
+
+    tr = Transcriber(load_model(args.model, threads=args.threads),
+                     scorer=Path(args.scorer) if args.scorer else None, beam_width=args.beam_width,
+                     greedy=args.greedy)
+    for f in args.files:
+        res = tr.transcribe_file(f)
+        if args.json:
+            print(json.dumps(res, ensure_ascii=False), flush=True)
+        else:
+            print(f"{f}: {res['transcript']}" if len(args.files) > 1 else res["transcript"],
+                  flush=True)
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "config": cmd_config,
     "stages": cmd_stages,
     "sample-corpus": cmd_sample_corpus,
+    "transcribe": cmd_transcribe,
 }
 
 

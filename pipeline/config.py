@@ -183,6 +183,10 @@ class ExportConfig:
     export_model_version: str = var("0.1.0", "EXPORT_MODEL_VERSION", "model card version")
     export_license: str = var("", "EXPORT_LICENSE", "model card license (default: language pack)")
     export_contact: str = var("", "EXPORT_CONTACT", "model card contact info")
+    export_parity_clips: int = var(5, "EXPORT_PARITY_CLIPS",
+                                   "dev clips transcribed with every exported artifact to check "
+                                   "them against the checkpoint (0 = skip the check)",
+                                   min=0, max=1000)
 
 
 @dataclass(frozen=True)

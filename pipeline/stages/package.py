@@ -1,11 +1,26 @@
-"""package: release archives in the data-dir root (seed names) and the model card."""
+"""package: release archives in the data-dir root (seed names) and the model card.
+
+- `<ll>-<ll>.zip`: output_graph.tflite, kenlm.scorer, alphabet.txt, the model card
+- `model_tensorflow_<ll>.tar.xz`: output_graph.pbmm, alphabet.txt, kenlm.scorer
+- `model_tflite_<ll>.tar.xz`: output_graph.tflite, alphabet.txt, kenlm.scorer
+- `checkpoint_<ll>.tar.xz`: the best-dev checkpoint directory
+"""
 
 from __future__ import annotations
 
+import logging
+import tarfile
+import zipfile
+from pathlib import Path
+
 from pipeline.config import Config
+from pipeline.errors import MissingInputError
+from pipeline.fsutil import atomic_write, write_text
 from pipeline.langs import load_pack
 from pipeline.paths import Paths
-from pipeline.stages.base import Stage, not_available
+from pipeline.stages.base import Stage, StageContext
+
+log = logging.getLogger("pipeline.stages.package")
 
 
 def produces(cfg: Config, paths: Paths) -> list:
@@ -15,10 +30,61 @@ def produces(cfg: Config, paths: Paths) -> list:
             *(paths.package_archive(k, lang) for k in ("model_tensorflow", "model_tflite", "checkpoint"))]
 
 
+def archive_contents(cfg: Config, paths: Paths) -> dict[Path, list[tuple[Path, str]]]:
+    """{archive: [(source file, name in archive)]}; the model card is added to the zip."""
+    pack = load_pack(cfg.general.model_language)
+    lang = pack.code
+    common = [(paths.alphabet, "alphabet.txt"), (paths.scorer, "kenlm.scorer")]
+    ckpt = sorted(p for p in paths.best_checkpoint_dir.rglob("*") if p.is_file()) \
+        if paths.best_checkpoint_dir.is_dir() else []
+    return {
+        paths.release_zip(pack.export_zip_name): [
+            (paths.output_graph_tflite, "output_graph.tflite"), *common,
+            (paths.model_card, paths.model_card.name)],
+        paths.package_archive("model_tensorflow", lang): [
+            (paths.output_graph_pbmm, "output_graph.pbmm"), *common],
+        paths.package_archive("model_tflite", lang): [
+            (paths.output_graph_tflite, "output_graph.tflite"), *common],
+        paths.package_archive("checkpoint", lang): [
+            (p, f"checkpoint_{lang}/{p.relative_to(paths.best_checkpoint_dir)}") for p in ckpt],
+    }
+
+
+def write_archive(archive: Path, members: list[tuple[Path, str]]) -> None:
+    missing = [str(src) for src, _ in members if not src.is_file()]
+    if missing:
+        raise MissingInputError(f"cannot write {archive.name}: missing {', '.join(missing)}")
+    if not members:
+        raise MissingInputError(f"cannot write {archive.name}: nothing to put in it")
+    with atomic_write(archive, "wb", encoding=None) as fh:
+        if archive.suffix == ".zip":
+            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as z:
+                for src, name in members:
+                    z.write(src, name)
+        else:
+            with tarfile.open(fileobj=fh, mode="w:xz") as t:
+                for src, name in members:
+                    t.add(src, arcname=name, recursive=False)
+    log.info("wrote %s (%.1f MB)", archive, archive.stat().st_size / 1e6)
+
+
+def run_package(cfg: Config, paths: Paths) -> None:
+    from pipeline.model_card import build_model_card
+
+    pack = load_pack(cfg.general.model_language)
+    write_text(paths.model_card, build_model_card(cfg, paths, pack))
+    for archive, members in archive_contents(cfg, paths).items():
+        write_archive(archive, members)
+
+
+def run(ctx: StageContext) -> None:
+    run_package(ctx.cfg, ctx.paths)
+
+
 STAGE = Stage(
     name="package",
     help="write <ll>-<ll>.zip, model_*.tar.xz, checkpoint_<ll>.tar.xz and the model card",
-    run=not_available("package", "export issue"),
+    run=run,
     config_keys=("MODEL_LANGUAGE", "EXPORT_AUTHOR", "EXPORT_MODEL_NAME", "EXPORT_MODEL_VERSION",
                  "EXPORT_LICENSE", "EXPORT_CONTACT"),
     depends_on=("export", "test", "lm"),

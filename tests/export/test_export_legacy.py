@@ -1,0 +1,112 @@
+"""The exported artifacts in the legacy runtimes (libdeepspeech 0.9.3 TF and TFLite builds,
+libstt 1.4.0) through ctypes, against `ds-pipeline transcribe` on the same artifact.
+
+A tiny model is trained in the fixture (espeak-ng clips, N_HIDDEN=64) so transcripts are real.
+STT 1.x has no TensorFlow runtime: `.pb`/`.pbmm` in libstt is not a combination that can work.
+"""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from export_fixtures import TinyModel
+
+from pipeline.transcribe import Transcriber, load_model
+from tests import legacy_runtime
+
+pytestmark = pytest.mark.legacy
+
+COMBINATIONS = [
+    ("deepspeech", "output_graph.pb"),
+    ("deepspeech", "output_graph.pbmm"),
+    ("deepspeech_tflite", "output_graph_fp32.tflite"),
+    ("deepspeech_tflite", "output_graph.tflite"),
+    ("stt", "output_graph_fp32.tflite"),
+    ("stt", "output_graph.tflite"),
+]
+
+
+def _cer(refs: list[str], hyps: list[str]) -> float:
+    import jiwer
+
+    return float(jiwer.cer(refs, hyps))
+
+
+@pytest.fixture(scope="module")
+def runtimes() -> None:
+    why = legacy_runtime.ensure_runtimes()
+    if why:
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def ours(tiny_model: TinyModel, tiny_export: Path) -> dict[str, Any]:
+    """CER of our transcribe (default decoding, as the CLI) per artifact on the test clips."""
+    out = {}
+    for name in {a for _, a in COMBINATIONS}:
+        tr = Transcriber(load_model(tiny_export / name))
+        out["greedy"] = tr.greedy
+        hyps = [tr.transcribe_file(c)["transcript"] for c in tiny_model.test_clips]
+        out[name] = _cer(tiny_model.test_texts, hyps)
+        print(f"ours {name}: CER {out[name]:.4f} {hyps}")
+    return out
+
+
+@pytest.mark.parametrize(("runtime", "artifact"), COMBINATIONS)
+def test_legacy_runtime_transcribes_like_ours(runtimes, tiny_model, tiny_export, ours, runtime,
+                                              artifact) -> None:  # noqa: ANN001
+    # Without the LM area's beam search we decode greedily: beam width 1 is the runtimes' closest.
+    res = legacy_runtime.transcribe(runtime, tiny_export / artifact, tiny_model.test_clips,
+                                    beam_width=1 if ours["greedy"] else None)
+    cer = _cer(tiny_model.test_texts, res.transcripts)
+    print(f"{runtime} {artifact}: CER {cer:.4f} (ours {ours[artifact]:.4f}) {res.transcripts}")
+    assert ours[artifact] < 0.25, "the tiny model did not learn enough for a meaningful check"
+    assert abs(cer - ours[artifact]) <= 0.01
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    scorer_mod = pytest.importorskip("pipeline.scorer", reason="pipeline.scorer (LM area) absent")
+    import os
+
+    bin_dir = Path(os.environ.get("KENLM_BIN", Path.home() / ".cache/ds-pipeline/kenlm/bin"))
+    if not (bin_dir / "lmplz").exists() or not (bin_dir / "build_binary").exists():
+        pytest.skip(f"KenLM binaries not in {bin_dir} (scripts/build_kenlm.sh)")
+    d = tmp_path_factory.mktemp("lm")
+    text = d / "text.txt.gz"
+    with gzip.open(text, "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(tiny_model.texts * 5) + "\n")
+    subprocess.run([str(bin_dir / "lmplz"), "--order", "3", "--discount_fallback", "--memory",
+                    "64M", "--text", str(text), "--arpa", str(d / "lm.arpa")], check=True,
+                   capture_output=True)
+    subprocess.run([str(bin_dir / "build_binary"), "-a", "255", "-q", "8", "-v", "trie",
+                    str(d / "lm.arpa"), str(d / "lm.binary")], check=True, capture_output=True)
+    vocab = sorted({w for t in tiny_model.texts for w in t.split()})
+    out = d / "kenlm.scorer"
+    scorer_mod.build_scorer(d / "lm.binary", vocab, tiny_model.alphabet, 0.93, 1.18, out)
+    return out
+
+
+@pytest.mark.parametrize(("runtime", "artifact"), [
+    ("deepspeech", "output_graph.pbmm"), ("deepspeech_tflite", "output_graph.tflite"),
+    ("stt", "output_graph.tflite")])
+def test_scorer_in_legacy_runtimes(runtimes, tiny_model, tiny_export, ours, scorer, runtime,
+                                   artifact) -> None:  # noqa: ANN001
+    res = legacy_runtime.transcribe(runtime, tiny_export / artifact, tiny_model.test_clips,
+                                    scorer=scorer)
+    cer = _cer(tiny_model.test_texts, res.transcripts)
+    print(f"{runtime} {artifact} + scorer: CER {cer:.4f} (ours no scorer {ours[artifact]:.4f})")
+    # The vocabulary is exactly the test sentences: the lexicon can only help.
+    assert cer <= ours[artifact] + 0.01
+    try:
+        tr = Transcriber(load_model(tiny_export / artifact), scorer=scorer)
+    except Exception as exc:  # the LM area's decoder is optional here
+        pytest.skip(f"our beam-search decoder is unavailable: {exc}")
+    ours_lm = _cer(tiny_model.test_texts,
+                   [tr.transcribe_file(c)["transcript"] for c in tiny_model.test_clips])
+    print(f"  ours + scorer: CER {ours_lm:.4f}")
+    assert abs(cer - ours_lm) <= 0.01
