@@ -31,7 +31,12 @@ import sys  # noqa: E402
 sys.path.insert(0, str(REPO))
 
 from pipeline import lm  # noqa: E402
-from pipeline.decode import Decoder, greedy_decode  # noqa: E402
+from pipeline.decode import (  # noqa: E402
+    FAST_BEAM_THRESHOLD,
+    FAST_TOKEN_MIN_LOGP,
+    Decoder,
+    greedy_decode,
+)
 from pipeline.scorer import build_scorer  # noqa: E402
 from pipeline.stages.lm_optimize import error_rate  # noqa: E402
 from pipeline.text.alphabet import Alphabet  # noqa: E402
@@ -148,21 +153,25 @@ def main() -> None:
         py = build_ctcdecoder([*ALPHABET.labels, ""], kenlm_model_path=str(binary),
                               unigrams=vocab, alpha=args.alpha, beta=args.beta)
         _ = kenlm  # the pyctcdecode LM uses the kenlm module
-        print(f"{'beam':>5} {'decoder':<22} {'s/audio s':>10} {'WER':>7}")
+        print(f"{'beam':>5} {'decoder':<16} {'s/audio s':>10} {'WER':>7} {'WER(iv)':>9} "
+              f"{'speed vs pyctcdecode':>8}")
+        print(f"(WER(iv): the {sum(all(w in vocab_set for w in t.split()) for t in test)} utterances "
+              f"without OOV words; ours is lexicon-constrained like ds_ctcdecoder)")
         for beam in [int(b) for b in args.beams.split(",")]:
-            ours = Decoder(ALPHABET, scorer, args.alpha, args.beta, beam_width=beam)
-            hyp_o, t_o = timed(ours.decode, probs, args.repeats)
             hyp_p, t_p = timed(lambda x, b=beam: py.decode(x, beam_width=b), logps, args.repeats)
-            wer_o, wer_p = error_rate(test, hyp_o), error_rate(test, hyp_p)
+            rows = [("pyctcdecode", hyp_p, t_p)]
+            for name, kw in [("ours (DS-like)", {}),
+                             ("ours (fast)", {"beam_threshold": FAST_BEAM_THRESHOLD,
+                                              "token_min_logp": FAST_TOKEN_MIN_LOGP})]:
+                dec = Decoder(ALPHABET, scorer, args.alpha, args.beta, beam_width=beam, **kw)
+                hyp, t = timed(dec.decode, probs, args.repeats)
+                rows.append((name, hyp, t))
             iv = [i for i, t in enumerate(test) if all(w in vocab_set for w in t.split())]
-            iv_o = error_rate([test[i] for i in iv], [hyp_o[i] for i in iv])
-            iv_p = error_rate([test[i] for i in iv], [hyp_p[i] for i in iv])
-            print(f"{beam:>5} {'ds-pipeline (flashlight)':<22} {t_o / audio_s:>10.5f} {wer_o:>7.4f}")
-            print(f"{beam:>5} {'pyctcdecode':<22} {t_p / audio_s:>10.5f} {wer_p:>7.4f}")
-            print(f"{beam:>5} speed ratio pyctcdecode/ours = {t_p / t_o:.1f}x; "
-                  f"WER ours {wer_o:.4f} vs pyctcdecode {wer_p:.4f}; on the {len(iv)} utterances "
-                  f"without OOV words (ours is lexicon-constrained like ds_ctcdecoder): "
-                  f"{iv_o:.4f} vs {iv_p:.4f}")
+            for name, hyp, t in rows:
+                wer = error_rate(test, hyp)
+                wer_iv = error_rate([test[i] for i in iv], [hyp[i] for i in iv])
+                print(f"{beam:>5} {name:<16} {t / audio_s:>10.5f} {wer:>7.4f} {wer_iv:>9.4f} "
+                      f"{t_p / t:>8.1f}x")
 
 
 if __name__ == "__main__":

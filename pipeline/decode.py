@@ -6,8 +6,8 @@ like DeepSpeech's `ds_ctcdecoder` (reference deepspeech-0.9.md §7.3):
   with its characters followed by the space label, so output is restricted to in-vocabulary words;
 - each completed word adds alpha·ln P_LM(word | history) + beta. flashlight's KenLM wrapper returns
   log10 probabilities, so its LM weight is alpha·ln(10);
-- `cutoff_top_n` candidate characters per step (flashlight's `beam_size_token`), `beam_width` beams,
-  plus pyctcdecode-style pruning (BEAM_THRESHOLD, TOKEN_MIN_LOGP) that ds_ctcdecoder does not have;
+- `cutoff_top_n` candidate characters per step (flashlight's `beam_size_token`), `beam_width` beams;
+  optional pyctcdecode-style pruning (`beam_threshold`, `token_min_logp`; FAST_* presets);
 - the trailing unfinished word is completed (and scored) by one extra frame that emits a space,
   as ds_ctcdecoder scores the last word before ranking.
 Without a scorer the beam search is lexicon-free with no LM (a plain CTC prefix beam search).
@@ -30,12 +30,15 @@ from pipeline.text.alphabet import Alphabet
 LN10 = math.log(10.0)
 # Log-probability floor (ds_ctcdecoder adds FLT_MIN before the log).
 _FLOOR = np.float32(np.finfo(np.float32).tiny)
-# Pruning, as pyctcdecode does by default (its beam_prune_logp / token_min_logp): hypotheses more
-# than BEAM_THRESHOLD (natural log) below the best are dropped, and per frame only characters with
-# ln p >= TOKEN_MIN_LOGP (plus the frame's best) are expanded. On peaky CTC outputs this is what makes
-# large beams cheap; in benchmarks/decode_speed.py it did not change WER (see docs/language-model.md).
-BEAM_THRESHOLD = 10.0
-TOKEN_MIN_LOGP = -5.0
+# Pruning. ds_ctcdecoder has none beyond the beam: the default keeps hypotheses within 25 (ln) of
+# the best and expands every character (token_min_logp None), which reproduced the legacy runtimes'
+# transcripts with our scorer, also on a weak model. FAST_* are pyctcdecode's own defaults
+# (beam_prune_logp -10, token_min_logp -5): much faster on peaky outputs, same WER on confident
+# models, but they lose words a weak model only hints at (docs/language-model.md).
+BEAM_THRESHOLD = 25.0
+TOKEN_MIN_LOGP: float | None = None
+FAST_BEAM_THRESHOLD = 10.0
+FAST_TOKEN_MIN_LOGP = -5.0
 _PRUNED = np.float32(-1e9)
 
 
@@ -52,8 +55,10 @@ def greedy_decode(probs: np.ndarray, alphabet: Alphabet) -> str:
     return " ".join(alphabet.decode(ids).split())
 
 
-def _log_emissions(probs: np.ndarray, token_min_logp: float) -> np.ndarray:
+def _log_emissions(probs: np.ndarray, token_min_logp: float | None) -> np.ndarray:
     em = np.log(np.asarray(probs, dtype=np.float32) + _FLOOR).astype(np.float32)
+    if token_min_logp is None:
+        return em
     keep = em >= token_min_logp
     keep[np.arange(len(em)), em.argmax(axis=1)] = True
     return np.where(keep, em, _PRUNED).astype(np.float32)
@@ -64,7 +69,7 @@ class Decoder:
 
     def __init__(self, alphabet: Alphabet, scorer_path: Path | None, alpha: float, beta: float,
                  beam_width: int, cutoff_top_n: int = 40, beam_threshold: float = BEAM_THRESHOLD,
-                 token_min_logp: float = TOKEN_MIN_LOGP) -> None:
+                 token_min_logp: float | None = TOKEN_MIN_LOGP) -> None:
         from flashlight.lib.text import decoder as fl
         from flashlight.lib.text.decoder.kenlm import KenLM
         from flashlight.lib.text.dictionary import Dictionary
@@ -74,7 +79,7 @@ class Decoder:
         self.beam_width = int(beam_width)
         self.cutoff_top_n = int(cutoff_top_n)
         self.beam_threshold = float(beam_threshold)
-        self.token_min_logp = float(token_min_logp)
+        self.token_min_logp = None if token_min_logp is None else float(token_min_logp)
         self.num_classes = alphabet.num_classes
         self.blank = alphabet.blank_index
         self.space = alphabet.space_index
@@ -196,7 +201,7 @@ _WORKER: Decoder | None = None
 
 def _init_worker(labels: tuple[str, ...], scorer_path: Path | None, alpha: float, beta: float,
                  beam_width: int, cutoff_top_n: int, beam_threshold: float,
-                 token_min_logp: float) -> None:
+                 token_min_logp: float | None) -> None:
     global _WORKER
     _WORKER = Decoder(Alphabet(labels), scorer_path, alpha, beta, beam_width, cutoff_top_n,
                       beam_threshold, token_min_logp)
