@@ -95,21 +95,10 @@ def download_text(url: str, dest_dir: Path) -> Path:
     dest = dest_dir / name
     if dest.is_file():
         return dest
-    try:  # the importers' downloader (resume, checksums) when it is available
-        from pipeline.download import download as _download  # type: ignore[import-not-found]
-    except ImportError:
-        _download = None
-    if _download is not None:
-        return Path(_download(url, dest))
-    import requests
+    from pipeline.download import download
 
     log.info("downloading LM text %s", url)
-    with requests.get(url, stream=True, timeout=60) as resp:
-        resp.raise_for_status()
-        with atomic_write(dest, "wb") as fh:
-            for chunk in resp.iter_content(1 << 20):
-                fh.write(chunk)
-    return dest
+    return Path(download(url, dest))
 
 
 @dataclass
