@@ -270,6 +270,7 @@ class Trainer:
             shutil.rmtree(tmp, ignore_errors=True)
             return
         with atomic_dir(self.paths.best_checkpoint_dir) as tmpdir:
+            os.chmod(tmpdir, 0o755)  # mkdtemp makes it private; others read exports from it
             mgr = tf.train.CheckpointManager(best, str(tmpdir), max_to_keep=1, checkpoint_name="best_dev")
             mgr.save(checkpoint_number=state["global_step"])
             self.alphabet.write(tmpdir / "alphabet.txt")
@@ -305,19 +306,31 @@ class Trainer:
 
         sum_ = tf.distribute.ReduceOp.SUM
 
-        @tf.function
         def train_step(batch: Any) -> Any:
             s, n, f = strategy.run(replica_train, args=batch)
             return strategy.reduce(sum_, s, None), strategy.reduce(sum_, n, None), \
                 strategy.reduce(sum_, f, None) / float(strategy.num_replicas_in_sync)
 
-        @tf.function
+        # Fixed signatures (None for batch and time) so variable-length batches never retrace.
+        spec = (tf.TensorSpec([None, None, 26], tf.float32), tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32))
+        self._train_step_fn = train_step
+        self._train_step_compiled: Any = None
+
+        @tf.function(input_signature=[spec])
         def eval_step(batch: Any) -> Any:
             per_ex = ctc(*batch, False)
             ok = tf.math.is_finite(per_ex)
             return tf.reduce_sum(tf.where(ok, per_ex, 0.0)), tf.reduce_sum(tf.cast(ok, tf.float32))
 
-        self.train_step, self.eval_step = train_step, eval_step
+        self.eval_step = eval_step
+
+    def train_step(self, batch: Any, element_spec: Any) -> Any:
+        import tensorflow as tf
+
+        if self._train_step_compiled is None:
+            self._train_step_compiled = tf.function(self._train_step_fn, input_signature=[element_spec])
+        return self._train_step_compiled(batch)
 
     def _dataset(self, samples: Any, plan: list[list[int]], start_step: int, cache: Any,
                  augment: Any) -> tuple[Any, int]:
@@ -364,7 +377,7 @@ class Trainer:
         with Progress(steps, f"epoch {epoch + 1}/{self.tc.epochs}", "batches", interval_s=30.0) as prog:
             prog.count = start
             for batch in ds:
-                loss_sum, n, finite = (float(x) for x in self.train_step(batch))
+                loss_sum, n, finite = (float(x) for x in self.train_step(batch, ds.element_spec))
                 step = state["step_in_epoch"]
                 state["step_in_epoch"] += 1
                 state["global_step"] += 1
