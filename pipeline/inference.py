@@ -78,7 +78,8 @@ def acoustic_outputs(cfg: Config, paths: Paths, csv_files: list[Path], checkpoin
     samples = load_samples([Path(c) for c in csv_files], alphabet, "eval", limit)
     plan = plan_batches(samples.frames, cfg.train.batch_size)
     ds = make_dataset(samples, list(range(len(plan))), plan)
-    infer = tf.function(lambda f: model(f))
+    infer = tf.function(lambda f: model(f),
+                        input_signature=[tf.TensorSpec([None, None, 26], tf.float32)])
     probs: list[np.ndarray | None] = [None] * len(samples)
     for b, (feats, flen, _labels, _llen) in enumerate(ds):
         logits = infer(feats).numpy()          # [T, B, C]
