@@ -252,14 +252,14 @@ def transfer_weights(source: dict[str, np.ndarray], target: dict[str, np.ndarray
         if name in dropped:
             continue
         src, tgt = source[name], target[name]
-        if name.startswith("layer_6") and src.shape != tgt.shape or (
-                name.startswith("layer_6") and keep_shared_chars and source_alphabet is not None
-                and target_alphabet is not None and source_alphabet.labels != target_alphabet.labels):
+        differ = (source_alphabet is not None and target_alphabet is not None
+                  and source_alphabet.labels != target_alphabet.labels)
+        if name.startswith("layer_6") and (src.shape != tgt.shape or differ):
             if not keep_shared_chars or source_alphabet is None or target_alphabet is None:
                 raise ConfigError(
-                    f"the transfer source's output layer has {src.shape[-1]} classes, this alphabet needs "
-                    f"{tgt.shape[-1]}: set DROP_SOURCE_LAYERS>=1, or TRANSFER_KEEP_SHARED_CHARS=1 with an "
-                    f"alphabet.txt next to the source checkpoint")
+                    f"the transfer source's output layer has {src.shape[-1]} classes for another alphabet, "
+                    f"this model needs {tgt.shape[-1]}: set DROP_SOURCE_LAYERS>=1, or "
+                    f"TRANSFER_KEEP_SHARED_CHARS=1 with an alphabet.txt next to the source checkpoint")
             new = tgt.copy()
             shared = 0
             for j, ch in enumerate(target_alphabet.labels):
