@@ -20,27 +20,28 @@ def _greedy_cer(cfg, paths, csv, checkpoint=None) -> float:  # noqa: ANN001
 
 
 def test_tiny_corpus_is_learned(tiny_corpus, tmp_path: Path) -> None:
-    """Overfit 24 clips: training-set CER must drop far below the untrained ~100 %."""
+    """Learn 24 one-word clips (360 updates, ~30 s on an idle 2-core machine): training-set greedy
+    CER must drop far below the untrained model's (~100 %)."""
     from pipeline.paths import Paths
     from pipeline.train import Trainer, done_file
 
     paths = Paths.at(copy_corpus(tiny_corpus, tmp_path / "data"))
-    cfg = train_config(EPOCHS=1, N_HIDDEN=64, LEARNING_RATE=0.003, FEATURE_CACHE=1, BATCH_SIZE=8)
+    cfg = train_config(EPOCHS=1, N_HIDDEN=128, LEARNING_RATE=0.0, FEATURE_CACHE=1, BATCH_SIZE=4)
     train_csv = tiny_corpus.csvs["train"]
     Trainer(cfg, paths, [train_csv], [tiny_corpus.csvs["dev"]]).run()
     untrained = _greedy_cer(cfg, paths, train_csv)
 
-    cfg = train_config(EPOCHS=60, N_HIDDEN=64, LEARNING_RATE=0.003, FEATURE_CACHE=1, BATCH_SIZE=8,
-                       TRAIN_MAX_MINUTES=1.2, LIVE_TRANSCRIPTS=0)
+    cfg = train_config(EPOCHS=60, N_HIDDEN=128, LEARNING_RATE=0.002, FEATURE_CACHE=1, BATCH_SIZE=4,
+                       LIVE_TRANSCRIPTS=0)
     paths2 = Paths.at(copy_corpus(tiny_corpus, tmp_path / "data2"))
     state = Trainer(cfg, paths2, [train_csv], [train_csv]).run()
     trained = _greedy_cer(cfg, paths2, train_csv)
     print(f"untrained CER {untrained:.3f}, trained CER {trained:.3f} after {state['epoch']} epochs")
     assert untrained > 0.8
-    assert trained < 0.5 * untrained
+    assert trained < 0.3 * untrained
     assert done_file(paths2).exists()
     losses = [h["train_loss"] for h in state["history"]]
-    assert losses[-1] < 0.5 * losses[0]
+    assert losses[-1] < 0.2 * losses[0]
 
 
 @pytest.mark.slow
