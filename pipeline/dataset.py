@@ -211,6 +211,7 @@ def make_dataset(samples: Samples, batch_order: Sequence[int], plan: list[list[i
     else:
         path_t = tf.constant(samples.paths if samples.paths else [""])
 
+    min_frames = tf.constant([ctc_min_frames(lab) for lab in samples.labels] or [0], tf.int32)
     feat_spec = tf.RaggedTensorSpec([None, N_INPUT], tf.float32, ragged_rank=0)
 
     def one(i: Any) -> Any:
@@ -223,7 +224,7 @@ def make_dataset(samples: Samples, batch_order: Sequence[int], plan: list[list[i
                 audio = augment.audio(audio, i)
             feats = audio_to_mfcc(audio)
         if augment is not None:
-            feats = augment.features(feats, i)
+            feats = augment.features(feats, i, min_frames[i])
         return feats
 
     def load(b: Any) -> tuple[Any, Any, Any, Any]:

@@ -169,6 +169,8 @@ class Trainer:
         from pipeline.augment import build_augmenter
 
         self.augmenter = build_augmenter(tc.augment, cfg.general.random_seed)
+        if self.augmenter is not None and self.cache is not None:
+            self.augmenter = self.augmenter.without_audio()
         self._build_steps()
         writer_dir = self.paths.logs / "tensorboard"
         self.tb_train = tf.summary.create_file_writer(str(writer_dir / "train")) if dist.is_chief else None
@@ -362,7 +364,8 @@ class Trainer:
         epoch = state["epoch"]
         plan = self._plan(self.train_set, self.cfg.general.random_seed * 1000 + epoch)
         start = state["step_in_epoch"]
-        ds, steps = self._dataset(self.train_set, plan, start, self.cache, self.augmenter)
+        augment = self.augmenter.for_epoch(epoch) if self.augmenter is not None else None
+        ds, steps = self._dataset(self.train_set, plan, start, self.cache, augment)
         if steps == 0:
             raise MissingInputError(f"the train set has fewer batches ({len(plan)}) than replicas "
                                     f"({self.dist.replicas}); lower BATCH_SIZE or add data")
