@@ -12,9 +12,9 @@ probability it fires for a sample, default 1). Examples:
 | `noise` | audio | SNR in dB, range (15:40) | additive white noise at a random SNR |
 | `speed` | audio | factor range (0.9:1.1) | resample: tempo and pitch change together |
 | `pitch` | audio+features | factor range (0.9:1.1) | resample, then stretch the features back: pitch only |
-| `tempo` | features | factor range (0.85:1.15) | stretch the MFCC frames in time (never below what CTC needs) |
+| `tempo` | features | factor range (0.85:1.15) | stretch MFCC frames in time (never below CTC's need) |
 | `time_mask` | features | number of masks (2) | SpecAugment: zero up to 10 consecutive frames per mask |
-| `freq_mask` | features | number of masks (2) | SpecAugment: zero up to 4 consecutive MFCC coefficients per mask |
+| `freq_mask` | features | number of masks (2) | SpecAugment: zero up to 4 adjacent MFCC coefficients |
 | `specaugment` | features | — | `time_mask=2,freq_mask=2` |
 
 Randomness is stateless, derived from RANDOM_SEED, the epoch and the sample index: an epoch

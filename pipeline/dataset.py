@@ -73,7 +73,7 @@ def read_csv_rows(csv_file: Path) -> list[tuple[str, str]]:
 
 def ctc_min_frames(labels: Sequence[int]) -> int:
     """Frames CTC needs for `labels`: one per label plus a blank between equal neighbours."""
-    return len(labels) + sum(1 for a, b in zip(labels, labels[1:]) if a == b)
+    return len(labels) + sum(1 for a, b in zip(labels, labels[1:], strict=False) if a == b)
 
 
 def _probe(path: str) -> tuple[int, str | None]:
@@ -105,7 +105,7 @@ def load_samples(csv_files: Sequence[Path], alphabet: Alphabet, name: str = "set
     paths, texts, labels, frames = [], [], [], []
     rejected: Counter = Counter()
     examples: dict[str, str] = {}
-    for (path, text), (n_samples, problem) in zip(rows, probes):
+    for (path, text), (n_samples, problem) in zip(rows, probes, strict=False):
         if problem is None and not text.strip():
             problem = "empty transcript"
         if problem is None and alphabet.missing(text):

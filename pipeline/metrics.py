@@ -27,7 +27,7 @@ def _measures(refs: Sequence[str], hyps: Sequence[str]) -> tuple[float, float]:
     DeepSpeech's evaluate. Empty references are skipped (undefined rates)."""
     import jiwer
 
-    pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
+    pairs = [(r, h) for r, h in zip(refs, hyps, strict=False) if r.strip()]
     if not pairs:
         return 0.0, 0.0
     r, h = [p[0] for p in pairs], [p[1] for p in pairs]
@@ -43,7 +43,7 @@ def wer_cer(refs: Sequence[str], hyps: Sequence[str]) -> tuple[float, float]:
 def score_samples(wavs: Sequence[str], refs: Sequence[str], greedy: Sequence[str],
                   decoded: Sequence[str]) -> list[SampleResult]:
     out = []
-    for w, r, g, d in zip(wavs, refs, greedy, decoded):
+    for w, r, g, d in zip(wavs, refs, greedy, decoded, strict=False):
         wer, cer = _measures([r], [d])
         gwer, gcer = _measures([r], [g])
         out.append(SampleResult(w, r, g, d, cer, wer, gcer, gwer))

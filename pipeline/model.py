@@ -274,10 +274,11 @@ def transfer_weights(source: dict[str, np.ndarray], target: dict[str, np.ndarray
             continue
         if src.shape != tgt.shape:
             raise ConfigError(f"transfer source {DS_NAMES[name]} has shape {src.shape}, this model needs "
-                              f"{tgt.shape}: set N_HIDDEN={src.shape[-1] if name.endswith('bias') and 'lstm' not in name else '?'} "
-                              f"to the source's width or drop that layer with DROP_SOURCE_LAYERS")
+                              f"{tgt.shape}: set N_HIDDEN={int(source['layer_1_bias'].shape[0])} (the "
+                              f"source's width) or drop that layer with DROP_SOURCE_LAYERS")
         out[name] = src
-    notes.insert(0, f"re-initialized {', '.join(DS_NAMES[n] for g in DROP_ORDER[:drop] for n in g) or 'nothing'}")
+    fresh = ", ".join(DS_NAMES[n] for g in DROP_ORDER[:drop] for n in g)
+    notes.insert(0, f"re-initialized {fresh or 'nothing'}")
     return out, notes
 
 

@@ -43,7 +43,7 @@ def plot_loss_curve(history: list[dict[str, Any]], out: Path) -> bool:
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for key, label in (("train_loss", "train"), ("dev_loss", "dev")):
-        pts = [(e, h[key]) for e, h in zip(epochs, history) if h.get(key) is not None]
+        pts = [(e, h[key]) for e, h in zip(epochs, history, strict=False) if h.get(key) is not None]
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, label=label)
     ax.set_xlabel("epoch")

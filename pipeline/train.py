@@ -42,7 +42,7 @@ log = logging.getLogger("pipeline.train")
 STATE_FILE = "train_state.json"
 DONE_FILE = "train_done.json"
 BEST_INFO = "best_dev.json"
-FAST_TRAIN_SAMPLES = (64, 16)
+FAST_TRAIN_SAMPLES = (16, 8)  # FAST_TRAIN: train and dev samples kept
 
 
 def done_file(paths: Paths) -> Path:
@@ -124,14 +124,14 @@ class Trainer:
         self.tc = cfg.train
 
     # -----------------------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def setup(self) -> dict[str, Any]:
+        """Load the data, build model/optimizer/checkpoints and restore; returns the state."""
         import tensorflow as tf
 
         from pipeline.dataset import FeatureCache, load_samples
         from pipeline.model import Geometry, build_model
 
         cfg, tc, dist = self.cfg, self.tc, self.dist
-        t_start = time.monotonic()
         limit_train, limit_dev = FAST_TRAIN_SAMPLES if cfg.general.fast_train else (None, None)
         self.train_set = load_samples(self.train_csvs, self.alphabet, "train", limit_train)
         self.dev_set = load_samples(self.dev_csvs, self.alphabet, "dev", limit_dev) if self.dev_csvs else None
@@ -176,6 +176,12 @@ class Trainer:
         self.tb_train = tf.summary.create_file_writer(str(writer_dir / "train")) if dist.is_chief else None
         self.tb_dev = tf.summary.create_file_writer(str(writer_dir / "dev")) if dist.is_chief else None
 
+        return state
+
+    def run(self) -> dict[str, Any]:
+        tc, dist = self.tc, self.dist
+        t_start = time.monotonic()
+        state = self.setup()
         budget_s = tc.train_max_minutes * 60.0
         run_elapsed0 = state["elapsed_s"]
         epoch_time: float | None = None
@@ -232,7 +238,8 @@ class Trainer:
                     f"{self.paths.train_checkpoint_dir} were made with other model settings (N_HIDDEN, "
                     f"alphabet); restore those settings or move the checkpoints/ directory away") from None
             state = json.loads(self.state_var.numpy().decode("utf-8"))
-            if state.get("n_hidden") != self.tc.n_hidden or state.get("alphabet") != list(self.alphabet.labels):
+            if state.get("n_hidden") != self.tc.n_hidden or \
+                    state.get("alphabet") != list(self.alphabet.labels):
                 raise ConfigError(f"{self.paths.train_checkpoint_dir} holds a model with N_HIDDEN="
                                   f"{state.get('n_hidden')} and a different alphabet or size; set N_HIDDEN "
                                   f"back or move checkpoints/ away to start over")
@@ -303,7 +310,7 @@ class Trainer:
             grads = tape.gradient(scaled, variables)
             finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
             finite = tf.logical_and(finite, tf.math.is_finite(loss))
-            opt.apply_gradients(zip(grads, variables))
+            opt.apply_gradients(zip(grads, variables, strict=False))
             return tf.reduce_sum(per_ex), n_local, tf.cast(finite, tf.float32)
 
         sum_ = tf.distribute.ReduceOp.SUM
@@ -357,7 +364,6 @@ class Trainer:
         return plan_batches(samples.frames, self.tc.batch_size, self.tc.max_batch_seconds, seed)
 
     def _train_epoch(self, state: dict[str, Any], t_start: float, elapsed0: float) -> dict[str, Any]:
-        import tensorflow as tf
 
         from pipeline.progress import Progress
 
@@ -430,7 +436,6 @@ class Trainer:
         return total / count if count else None
 
     def _end_epoch(self, state: dict[str, Any], t_start: float, elapsed0: float) -> dict[str, Any]:
-        import tensorflow as tf
 
         tc = self.tc
         epoch = state["epoch"] + 1

@@ -37,16 +37,17 @@ def test_pipeline_applies_augmentations(tiny_corpus) -> None:
     one = batches(aug.for_epoch(0))
     again = batches(aug.for_epoch(0))
     other = batches(aug.for_epoch(1))
-    for (f, fl, _l, ll), (pf, pfl, _pl, _pll) in zip(one, plain):
+    for (f, fl, _l, ll), (pf, _pfl, _pl, _pll) in zip(one, plain, strict=False):
         assert f.shape != pf.shape or not np.allclose(f, pf)
         assert all(fl >= ll)
     # tempo 2.5–3 (faster) compresses time, but never below what CTC needs for the label
     fast = batches(build_augmenter("tempo=2.5:3", seed=1))
-    for (f, fl, _l, ll), (pf, pfl, _pl, _pll) in zip(fast, plain):
+    for (_f, fl, _l, ll), (_pf, pfl, _pl, _pll) in zip(fast, plain, strict=False):
         assert all(fl < pfl)
         assert all(fl >= ll)
-    for a, b in zip(one, again):
+    for a, b in zip(one, again, strict=False):
         np.testing.assert_array_equal(a[0], b[0])
-    assert any(a[0].shape != b[0].shape or not np.array_equal(a[0], b[0]) for a, b in zip(one, other))
+    assert any(a[0].shape != b[0].shape or not np.array_equal(a[0], b[0])
+               for a, b in zip(one, other, strict=False))
     mins = [ctc_min_frames(lab) for lab in samples.labels]
     assert min(mins) > 0
