@@ -328,7 +328,8 @@ class Trainer:
 
         @tf.function(input_signature=[spec])
         def eval_step(batch: Any) -> Any:
-            per_ex = ctc(*batch, False)
+            feats, flen, labels, llen = batch
+            per_ex = ctc(feats, flen, labels, llen, False)
             ok = tf.math.is_finite(per_ex)
             return tf.reduce_sum(tf.where(ok, per_ex, 0.0)), tf.reduce_sum(tf.cast(ok, tf.float32))
 
@@ -484,7 +485,7 @@ class Trainer:
 
     def _live_transcripts(self) -> None:
         n = min(self.tc.live_transcripts, len(self.dev_set or []))
-        if n == 0 or self.dist.workers > 1:
+        if n == 0 or self.dist.workers > 1 or self.dev_set is None:
             return
         import tensorflow as tf
 
