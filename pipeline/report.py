@@ -79,8 +79,11 @@ def write_report(cfg: Config, paths: Paths, results: dict[str, Any],
            f"- best dev loss {done.get('best_dev_loss')} at epoch {done.get('best_epoch')}", ""]
     if has_curve:
         md += ["![loss curve](loss_curve.png)", ""]
+    # training settings as the train stage used them; decoding settings as used now
+    used = {**cfg.as_env(), **done.get("config", {})}
+    keys = [*done.get("config", {}), *[k for k in REPORT_KEYS if k not in done.get("config", {})]]
     md += ["## Configuration", "", "| variable | value |", "|---|---|"]
-    md += [f"| `{k}` | `{cfg.as_env()[k]}` |" for k in REPORT_KEYS if k in cfg.as_env()]
+    md += [f"| `{k}` | `{used[k]}` |" for k in keys if k in used]
     md += ["", "## Test results", "", "| test set | samples | WER | CER | greedy WER | greedy CER |",
            "|---|---|---|---|---|---|"]
     for name, r in results.items():

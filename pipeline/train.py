@@ -39,6 +39,10 @@ from pipeline.text.alphabet import Alphabet
 
 log = logging.getLogger("pipeline.train")
 
+_REPORTED = ("MODEL_LANGUAGE", "N_HIDDEN", "BATCH_SIZE", "EPOCHS", "LEARNING_RATE", "DROPOUT",
+             "EARLY_STOP", "ES_STOP", "ES_MIN_DELTA", "REDUCE_LR_ON_PLATEAU", "AMP", "AUGMENT",
+             "TRANSFER_LEARNING", "DROP_SOURCE_LAYERS", "FEATURE_CACHE", "TRAIN_MAX_MINUTES",
+             "MAX_BATCH_SECONDS", "RANDOM_SEED")
 STATE_FILE = "train_state.json"
 DONE_FILE = "train_done.json"
 BEST_INFO = "best_dev.json"
@@ -218,6 +222,7 @@ class Trainer:
                 "stop_reason": state["stop_reason"], "train_hours": self.train_set.hours,
                 "dev_hours": self.dev_set.hours if self.dev_set else 0.0,
                 "train_samples": len(self.train_set), "elapsed_s": round(state["elapsed_s"], 1),
+                "config": {k: v for k, v in self.cfg.as_env().items() if k in _REPORTED},
                 "rejected": {"train": dict(self.train_set.rejected),
                              "dev": dict(self.dev_set.rejected) if self.dev_set else {}},
             })
