@@ -22,6 +22,8 @@ import logging
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -191,8 +193,9 @@ class Trainer:
         epoch_time: float | None = None
         try:
             while state["epoch"] < tc.epochs and state["stop_reason"] is None:
-                if budget_s and epoch_time is not None and \
-                        run_elapsed0 + time.monotonic() - t_start + epoch_time > budget_s:
+                used = run_elapsed0 + time.monotonic() - t_start
+                next_end = used + (epoch_time or 0.0)
+                if budget_s and (used >= budget_s or next_end > budget_s):
                     state["stop_reason"] = (f"TRAIN_MAX_MINUTES={tc.train_max_minutes:g} reached after "
                                             f"{state['epoch']} epoch(s)")
                     break
@@ -210,7 +213,7 @@ class Trainer:
             state["stop_reason"] = f"completed {state['epoch']} epoch(s)"
         state["elapsed_s"] = run_elapsed0 + time.monotonic() - t_start
         self._save(state)
-        if dist.is_chief and not self.paths.best_checkpoint_dir.exists():
+        if not self.paths.best_checkpoint_dir.exists():
             # no dev set (or no finished epoch): the last weights are the best we have
             self._save_best(state, None)
         log.info("training finished: %s; best dev loss %s at epoch %s", state["stop_reason"],
@@ -543,4 +546,16 @@ def run_training(cfg: Config, paths: Paths, *, dist: Distribution | None = None)
             f"run the import stage first (or set CORPORA)")
     done_file(paths).unlink(missing_ok=True)
     np.random.seed(cfg.general.random_seed)
-    return Trainer(cfg, paths, train, train_csvs(cfg, paths, "dev"), dist=dist).run()
+    # `docker stop` sends SIGTERM: turn it into the same graceful stop as Ctrl-C (checkpoint first)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        return Trainer(cfg, paths, train, train_csvs(cfg, paths, "dev"), dist=dist).run()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
