@@ -138,8 +138,9 @@ def main() -> int:
     print(f"input pipeline (N_HIDDEN={args.pipeline_hidden}, {po['steps']} steps, {po['audio_h']:.3f} h): "
           f"real data {po['pipeline_s']:.2f} s vs in-memory {po['in_memory_s']:.2f} s -> overhead "
           f"{100 * po['overhead']:+.1f} %")
-    per_batch = po["pipeline_only_s_per_batch"] * args.batch / 16
-    print(f"input pipeline alone: {po['pipeline_only_s_per_batch']:.3f} s per batch of 16 -> at most "
+    per_audio_s = po["pipeline_only_s_per_batch"] * po["steps"] / (po["audio_h"] * 3600)
+    per_batch = per_audio_s * args.batch * args.frames * 0.02
+    print(f"input pipeline alone: {1000 * per_audio_s:.2f} ms per audio second -> at most "
           f"{100 * per_batch / st:.2f} % of a N_HIDDEN={args.n_hidden} step (batch {args.batch}) even "
           f"without any overlap")
     if args.json:
