@@ -49,6 +49,7 @@ STATE_FILE = "train_state.json"
 DONE_FILE = "train_done.json"
 BEST_INFO = "best_dev.json"
 FAST_TRAIN_SAMPLES = (16, 8)  # FAST_TRAIN: train and dev samples kept
+FAST_TRAIN_HIDDEN = 64       # FAST_TRAIN: N_HIDDEN at most this
 
 
 def done_file(paths: Paths) -> Path:
@@ -121,6 +122,10 @@ class Trainer:
 
     def __init__(self, cfg: Config, paths: Paths, train_csvs: Sequence[Path], dev_csvs: Sequence[Path],
                  *, dist: Distribution | None = None, alphabet: Alphabet | None = None):
+        if cfg.general.fast_train and cfg.train.n_hidden > FAST_TRAIN_HIDDEN:
+            # a smoke run must take seconds, not minutes per step
+            log.info("FAST_TRAIN=1: N_HIDDEN %d -> %d", cfg.train.n_hidden, FAST_TRAIN_HIDDEN)
+            cfg = cfg.with_values(N_HIDDEN=FAST_TRAIN_HIDDEN)
         self.cfg = cfg
         self.paths = paths
         self.alphabet = alphabet or Alphabet.from_file(paths.alphabet)
