@@ -152,6 +152,21 @@ class TrainConfig:
     augment: str = var("", "AUGMENT",
                        "train-set augmentations, e.g. 'specaugment,tempo=0.9:1.1,volume,noise=0.01'")
     feature_cache: bool = var(False, "FEATURE_CACHE", "cache train features on disk after epoch 1")
+    train_max_minutes: float = var(0.0, "TRAIN_MAX_MINUTES",
+                                   "wall-clock budget for training in minutes, across resumes; training "
+                                   "ends at the last epoch that fits (0 = no limit)", min=0.0)
+    max_batch_seconds: float = var(0.0, "MAX_BATCH_SECONDS",
+                                   "batch by total padded audio duration instead of BATCH_SIZE "
+                                   "(seconds per replica batch, 0 = off)", min=0.0)
+    transfer_keep_shared_chars: bool = var(False, "TRANSFER_KEEP_SHARED_CHARS",
+                                           "transfer with a different alphabet and DROP_SOURCE_LAYERS=0: "
+                                           "keep the output rows of characters both alphabets share")
+    live_transcripts: int = var(3, "LIVE_TRANSCRIPTS",
+                                "dev samples transcribed (greedy) in the log after each epoch", min=0,
+                                max=100)
+    nonfinite_limit: int = var(20, "NONFINITE_LIMIT",
+                               "stop training after this many consecutive batches with a non-finite "
+                               "loss or gradient", min=1)
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,97 @@
-"""test: WER/CER on every test set, greedy and with the scorer; reports."""
+"""test: WER/CER on every test set, greedy and with the scorer; reports.
+
+`models/test_results.json` = {"<test set>": {"wer", "cer", "greedy_wer", "greedy_cer", "samples"}}
+where wer/cer are with the scorer (`lm/kenlm.scorer` through `pipeline.decode.Decoder`) when one
+exists and the decoder is importable, else equal to the greedy values (logged). Per-sample results,
+best/median/worst samples and a hint go to `reports/test_<set>.json`; the training report
+(`reports/training_report.{md,html}`, `reports/loss_curve.png`) is written here too.
+"""
 
 from __future__ import annotations
 
-from pipeline.stages.base import Stage, not_available
+import logging
+from pathlib import Path
+from typing import Any
+
+from pipeline.stages.base import Stage, StageContext
+
+log = logging.getLogger("pipeline.test")
+
+
+def _decoder(ctx: StageContext, alphabet: Any) -> tuple[Any, str]:
+    cfg, paths = ctx.cfg, ctx.paths
+    if not paths.scorer.exists():
+        return None, f"greedy only (no scorer at {paths.scorer})"
+    try:
+        from pipeline.decode import Decoder
+    except ImportError as exc:
+        return None, f"greedy only (pipeline.decode is not available: {exc})"
+    dec = Decoder(alphabet, paths.scorer, cfg.lm.lm_alpha, cfg.lm.lm_beta, cfg.lm.beam_width)
+    return dec, (f"beam search with {paths.scorer.name} (alpha {cfg.lm.lm_alpha:g}, beta "
+                 f"{cfg.lm.lm_beta:g}, beam {cfg.lm.beam_width})")
+
+
+def evaluate_sets(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    from pipeline.errors import MissingInputError
+    from pipeline.fsutil import write_json
+    from pipeline.inference import acoustic_outputs, greedy_text
+    from pipeline.metrics import best_median_worst, hint, score_samples, wer_cer
+    from pipeline.text.alphabet import Alphabet
+    from pipeline.train import train_csvs
+
+    cfg, paths = ctx.cfg, ctx.paths
+    alphabet = Alphabet.from_file(paths.alphabet)
+    sets = {p.stem[: -len("_test")] if p.stem.endswith("_test") else p.stem: p
+            for p in train_csvs(cfg, paths, "test")}
+    if not sets:
+        raise MissingInputError(f"no test CSV for the corpora {', '.join(cfg.active_corpora())} under "
+                                f"{paths.extracted}; run the import stage first")
+    decoder, how = _decoder(ctx, alphabet)
+    log.info("decoding: %s", how)
+    limit = 16 if cfg.general.fast_train else None
+    results: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    for name, csv_file in sets.items():
+        utts = acoustic_outputs(cfg, paths, [Path(csv_file)], limit=limit)
+        greedy = [greedy_text(u.probs, alphabet) for u in utts]
+        decoded = decoder.decode_batch([u.probs for u in utts], cfg.general.workers) if decoder else greedy
+        refs = [u.transcript for u in utts]
+        wer, cer = wer_cer(refs, decoded)
+        gwer, gcer = wer_cer(refs, greedy)
+        results[name] = {"wer": round(wer, 4), "cer": round(cer, 4), "greedy_wer": round(gwer, 4),
+                         "greedy_cer": round(gcer, 4), "samples": len(utts)}
+        samples = score_samples([u.wav_filename for u in utts], refs, greedy, decoded)
+        examples = best_median_worst(samples)
+        advice = hint(wer, cer, gwer, gcer, decoder is not None)
+        details[name] = {"decoder": how, "hint": advice, "examples": examples}
+        write_json(paths.reports / f"test_{name}.json", {**results[name], "decoder": how, "hint": advice,
+                                                         **examples,
+                                                         "all": [s.as_dict() for s in samples]})
+        log.info("test %s: %d samples, WER %.3f CER %.3f (greedy WER %.3f CER %.3f)", name, len(utts),
+                 wer, cer, gwer, gcer)
+        for s in examples["worst"][:3]:
+            log.info("  worst: %r -> %r", s["reference"], s["decoded"])
+        log.info("  hint: %s", advice)
+    return results, details
+
+
+def _run(ctx: StageContext) -> None:
+    from pipeline.fsutil import write_json
+    from pipeline.report import write_report
+
+    results, details = evaluate_sets(ctx)
+    write_json(ctx.paths.test_results, results)
+    report = write_report(ctx.cfg, ctx.paths, results, details)
+    log.info("report: %s", report)
+
 
 STAGE = Stage(
     name="test",
     help="evaluate on the test sets; write models/test_results.json and reports/",
-    run=not_available("test", "training issue"),
-    config_keys=("BEAM_WIDTH", "LM_ALPHA", "LM_BETA", "BATCH_SIZE"),
+    run=_run,
+    config_keys=("BEAM_WIDTH", "LM_ALPHA", "LM_BETA", "BATCH_SIZE", "FAST_TRAIN"),
     depends_on=("train", "lm", "lm_optimize"),
     requires=lambda cfg, paths: [paths.best_checkpoint_dir],
     produces=lambda cfg, paths: [paths.test_results],
+    version=2,
 )

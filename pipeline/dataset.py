@@ -1,0 +1,241 @@
+"""Training/eval input: CSV rows -> checked samples -> batch plans -> `tf.data` pipelines.
+
+- Rows are checked once up front (file readable, 16 kHz mono, transcript encodable, CTC-feasible:
+  frames >= labels + repeated adjacent labels). Anything the loss cannot handle is dropped with a
+  counted, logged reason instead of crashing the run mid-epoch (DeepSpeech aborted or produced inf).
+- Batches are planned in Python: samples sorted by duration, cut into batches of BATCH_SIZE (or of
+  at most MAX_BATCH_SECONDS of audio), and the batch order is shuffled every epoch with a seed derived
+  from RANDOM_SEED and the epoch (DeepSpeech never shuffled). A plan is deterministic, so resume can
+  skip exactly the batches already trained.
+- `tf.data`: one element per planned (per-replica) batch; wav decoding and MFCC run in-graph, batches
+  in parallel, prefetched. Optionally features are computed once and served from memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import MissingInputError
+from pipeline.features import N_INPUT, SAMPLE_RATE, num_frames
+from pipeline.text.alphabet import Alphabet
+
+log = logging.getLogger("pipeline.dataset")
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Checked samples of one set, in CSV order."""
+
+    paths: list[str]
+    transcripts: list[str]
+    labels: list[list[int]]
+    frames: np.ndarray          # feature frames per sample
+    rejected: Counter = field(default_factory=Counter)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def hours(self) -> float:
+        return float(self.frames.sum()) * 0.02 / 3600.0
+
+    def subset(self, n: int) -> Samples:
+        return Samples(self.paths[:n], self.transcripts[:n], self.labels[:n], self.frames[:n],
+                       self.rejected)
+
+
+def read_csv_rows(csv_file: Path) -> list[tuple[str, str]]:
+    """(absolute wav path, transcript) rows of a DeepSpeech CSV."""
+    if not csv_file.exists():
+        raise MissingInputError(f"CSV {csv_file} does not exist; run the import stage first")
+    rows = []
+    with open(csv_file, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or not {"wav_filename", "transcript"} <= set(reader.fieldnames):
+            raise MissingInputError(f"{csv_file}: expected the header wav_filename,wav_filesize,"
+                                    f"transcript, got {reader.fieldnames}")
+        for row in reader:
+            wav = Path(row["wav_filename"])
+            if not wav.is_absolute():
+                wav = csv_file.parent / wav
+            rows.append((str(wav), row["transcript"] or ""))
+    return rows
+
+
+def ctc_min_frames(labels: Sequence[int]) -> int:
+    """Frames CTC needs for `labels`: one per label plus a blank between equal neighbours."""
+    return len(labels) + sum(1 for a, b in zip(labels, labels[1:], strict=False) if a == b)
+
+
+def _probe(path: str) -> tuple[int, str | None]:
+    import soundfile as sf
+
+    try:
+        info = sf.info(path)
+    except Exception:  # noqa: BLE001 - any unreadable file is a rejection, not a crash
+        return 0, "unreadable or missing wav"
+    if info.samplerate != SAMPLE_RATE:
+        return 0, f"sample rate {info.samplerate} != {SAMPLE_RATE}"
+    if info.channels != 1:
+        return 0, "not mono"
+    if info.subtype != "PCM_16":
+        return 0, f"not PCM16 ({info.subtype})"
+    return int(info.frames), None
+
+
+def load_samples(csv_files: Sequence[Path], alphabet: Alphabet, name: str = "set",
+                 limit: int | None = None) -> Samples:
+    """Read and check the rows of `csv_files`; log a table of rejection reasons."""
+    rows: list[tuple[str, str]] = []
+    for f in csv_files:
+        rows.extend(read_csv_rows(Path(f)))
+    if limit:
+        rows = rows[:limit]
+    with ThreadPoolExecutor(8) as pool:
+        probes = list(pool.map(_probe, [r[0] for r in rows]))
+    paths, texts, labels, frames = [], [], [], []
+    rejected: Counter = Counter()
+    examples: dict[str, str] = {}
+    for (path, text), (n_samples, problem) in zip(rows, probes, strict=False):
+        if problem is None and not text.strip():
+            problem = "empty transcript"
+        if problem is None and alphabet.missing(text):
+            problem = "characters not in the alphabet"
+        ids: list[int] = []
+        if problem is None:
+            ids = alphabet.encode(text)
+            if num_frames(n_samples) < ctc_min_frames(ids):
+                problem = "audio too short for its transcript (CTC infeasible)"
+        if problem is not None:
+            rejected[problem] += 1
+            examples.setdefault(problem, path)
+            continue
+        paths.append(path)
+        texts.append(text)
+        labels.append(ids)
+        frames.append(num_frames(n_samples))
+    for reason, count in rejected.most_common():
+        log.warning("%s: dropped %d row(s): %s (e.g. %s)", name, count, reason, examples[reason])
+    return Samples(paths, texts, labels, np.asarray(frames, np.int64), rejected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch plans
+# ---------------------------------------------------------------------------------------------
+def plan_batches(frames: np.ndarray, batch_size: int, max_batch_seconds: float = 0.0,
+                 shuffle_seed: int | None = None) -> list[list[int]]:
+    """Sample indices grouped into batches of similar length.
+
+    Sorted by duration, cut into `batch_size` samples (or, with `max_batch_seconds`, as many as fit
+    that much audio, at least one); the batch order is shuffled when a seed is given.
+    """
+    order = np.argsort(frames, kind="stable")
+    batches: list[list[int]] = []
+    if max_batch_seconds > 0:
+        budget = max_batch_seconds / 0.02
+        cur: list[int] = []
+        for i in order:
+            # padded cost: the longest sample (the current one, sorted) times the batch size
+            if cur and (len(cur) + 1) * frames[i] > budget:
+                batches.append(cur)
+                cur = []
+            cur.append(int(i))
+        if cur:
+            batches.append(cur)
+    else:
+        batches = [[int(i) for i in order[s:s + batch_size]] for s in range(0, len(order), batch_size)]
+    if shuffle_seed is not None:
+        rng = np.random.default_rng(shuffle_seed)
+        perm = rng.permutation(len(batches))
+        batches = [batches[i] for i in perm]
+    return batches
+
+
+def replica_batch_order(n_batches: int, n_replicas: int, worker: int, local_replicas: int,
+                        start_step: int = 0) -> tuple[list[int], int]:
+    """Batch indices this input pipeline yields, and the number of steps per epoch.
+
+    Step s uses plan batches s·R .. s·R+R−1; worker w feeds its local replicas l with batch
+    s·R + w·L + l. A trailing group smaller than R is dropped so every replica does the same steps.
+    """
+    steps = n_batches // n_replicas
+    order = [s * n_replicas + worker * local_replicas + j
+             for s in range(start_step, steps) for j in range(local_replicas)]
+    return order, steps
+
+
+class FeatureCache:
+    """Features of a whole set computed once (parallel, in-graph) and kept in memory."""
+
+    def __init__(self, samples: Samples):
+        import tensorflow as tf
+
+        from pipeline.features import wav_file_to_mfcc
+
+        ds = tf.data.Dataset.from_tensor_slices(samples.paths).map(
+            wav_file_to_mfcc, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        feats = [f.numpy() for f in ds.prefetch(8)]
+        lengths = np.array([len(f) for f in feats], np.int64)
+        self.values = np.concatenate(feats) if feats else np.zeros((0, N_INPUT), np.float32)
+        self.row_splits = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+def make_dataset(samples: Samples, batch_order: Sequence[int], plan: list[list[int]], *,
+                 cache: FeatureCache | None = None, augment: Any = None,
+                 parallel: int | None = None) -> Any:
+    """A `tf.data.Dataset` of (features [B,T,26], feature_len [B], labels [B,U], label_len [B])
+    for the plan batches listed in `batch_order`, in that order."""
+    import tensorflow as tf
+
+    from pipeline.features import audio_to_mfcc
+
+    autotune = tf.data.AUTOTUNE if parallel is None else parallel
+    flat = [i for b in batch_order for i in plan[b]]
+    lens = [len(plan[b]) for b in batch_order]
+    batch_members = tf.RaggedTensor.from_row_lengths(tf.constant(flat, tf.int64),
+                                                     tf.constant(lens, tf.int64))
+    label_rt = tf.ragged.constant(samples.labels, dtype=tf.int32, ragged_rank=1) \
+        if samples.labels else tf.ragged.constant([[0]], dtype=tf.int32)
+    if cache is not None:
+        cached = tf.RaggedTensor.from_row_splits(tf.constant(cache.values, tf.float32),
+                                                 tf.constant(cache.row_splits, tf.int64))
+    else:
+        path_t = tf.constant(samples.paths if samples.paths else [""])
+
+    min_frames = tf.constant([ctc_min_frames(lab) for lab in samples.labels] or [0], tf.int32)
+    feat_spec = tf.RaggedTensorSpec([None, N_INPUT], tf.float32, ragged_rank=0)
+
+    def one(i: Any) -> Any:
+        if cache is not None:
+            feats = cached[i]
+        else:
+            audio, _rate = tf.audio.decode_wav(tf.io.read_file(path_t[i]), desired_channels=1)
+            audio = audio[:, 0]
+            if augment is not None:
+                audio = augment.audio(audio, i)
+            feats = audio_to_mfcc(audio)
+        if augment is not None:
+            feats = augment.features(feats, i, min_frames[i])
+        return feats
+
+    def load(b: Any) -> tuple[Any, Any, Any, Any]:
+        idx = batch_members[b]
+        feats = tf.map_fn(one, idx, fn_output_signature=feat_spec)
+        labels = tf.gather(label_rt, idx)
+        return (feats.to_tensor(), tf.cast(feats.row_lengths(), tf.int32),
+                labels.to_tensor(), tf.cast(labels.row_lengths(), tf.int32))
+
+    ds = tf.data.Dataset.range(len(batch_order)).map(load, num_parallel_calls=autotune,
+                                                     deterministic=True)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options).prefetch(2)

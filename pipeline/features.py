@@ -1,0 +1,62 @@
+"""Acoustic features with DeepSpeech 0.9 semantics, computed in the TF graph.
+
+`tf.raw_ops.AudioSpectrogram(512, 320, magnitude_squared)` + `tf.raw_ops.Mfcc(16000, 26)` are the
+very kernels the exported graphs (and libdeepspeech) use, so training and inference see identical
+features. No normalization (reference §1.4). Audio is scaled int16/32768 like the native client and
+`decode_wav` (DeepSpeech's trainer used /32767; the 3e-5 relative difference is irrelevant and this
+way training matches the runtime exactly).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SAMPLE_RATE = 16000
+WINDOW_SAMPLES = 512   # 32 ms
+STEP_SAMPLES = 320     # 20 ms
+N_INPUT = 26
+N_CONTEXT = 9
+N_WINDOW = 2 * N_CONTEXT + 1
+N_FEATURES = N_WINDOW * N_INPUT  # 494
+
+
+def num_frames(n_samples: int) -> int:
+    """Feature frames of a clip of `n_samples` samples (trailing partial window dropped)."""
+    return 0 if n_samples < WINDOW_SAMPLES else (n_samples - WINDOW_SAMPLES) // STEP_SAMPLES + 1
+
+
+def audio_to_mfcc(audio: Any) -> Any:
+    """float32 mono samples [N] in [-1, 1] -> MFCC [T, 26] (T may be 0)."""
+    import tensorflow as tf
+
+    audio = tf.reshape(tf.cast(audio, tf.float32), [-1, 1])
+    # AudioSpectrogram needs at least one window; pad very short clips so the op never fails and
+    # then drop the fake frame.
+    n = tf.shape(audio)[0]
+    padded = tf.pad(audio, [[0, tf.maximum(0, WINDOW_SAMPLES - n)], [0, 0]])
+    spec = tf.raw_ops.AudioSpectrogram(input=padded, window_size=WINDOW_SAMPLES, stride=STEP_SAMPLES,
+                                       magnitude_squared=True)
+    mfcc = tf.raw_ops.Mfcc(spectrogram=spec, sample_rate=SAMPLE_RATE, dct_coefficient_count=N_INPUT,
+                           upper_frequency_limit=SAMPLE_RATE / 2)
+    mfcc = tf.reshape(mfcc, [-1, N_INPUT])
+    frames = tf.where(n >= WINDOW_SAMPLES, tf.shape(mfcc)[0], 0)
+    return mfcc[:frames]
+
+
+def wav_file_to_mfcc(path: Any) -> Any:
+    """Path tensor of a 16 kHz mono PCM16 wav -> MFCC [T, 26]."""
+    import tensorflow as tf
+
+    audio, _rate = tf.audio.decode_wav(tf.io.read_file(path), desired_channels=1)
+    return audio_to_mfcc(audio[:, 0])
+
+
+def add_context(features: Any) -> Any:
+    """[B, T, 26] -> [B, T, 494]: ±9 zero-padded frames, flattened frame-major (index k·26 + c is
+    coefficient c of frame t−9+k), exactly DeepSpeech's identity-filter conv1d."""
+    import tensorflow as tf
+
+    padded = tf.pad(features, [[0, 0], [N_CONTEXT, N_CONTEXT], [0, 0]])
+    windows = tf.signal.frame(padded, N_WINDOW, 1, axis=1)  # [B, T, 19, 26]
+    shape = tf.shape(features)
+    return tf.reshape(windows, [shape[0], shape[1], N_FEATURES])

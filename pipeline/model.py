@@ -1,0 +1,298 @@
+"""The DeepSpeech 0.9 acoustic model on TF2, with weights stored in the DeepSpeech layout.
+
+Geometry (reference §1.2): [B, T, 26] MFCC -> ±9 frames of zero-padded context (494) -> 3 dense
+layers (ReLU clipped at 20) -> one unidirectional LSTM (forget bias 0) -> dense (clipped ReLU) ->
+dense to |alphabet| + 1 outputs (blank last). Dropout after layers 1, 2, 3 and 5.
+
+The variables have DeepSpeech's shapes and gate order, so the export area and release checkpoints
+need no conversion: the LSTM kernel is [in + cell, 4·cell] with input rows first and gate blocks
+i, c̃, f, o. Training uses a fast formulation of the same cell: the input projection of every time
+step is one big matmul (hoisted out of the recurrence) and only `h @ W_h` runs inside `tf.scan`
+(platform notes: ≈ 5× faster than BlockLSTM's CPU gradient, identical outputs).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import MissingInputError
+from pipeline.features import N_FEATURES
+
+log = logging.getLogger("pipeline.model")
+
+RELU_CLIP = 20.0
+LSTM_SCOPE = "cudnn_lstm/rnn/multi_rnn_cell/cell_0/cudnn_compatible_lstm_cell"
+# attribute name on the module -> DeepSpeech TF1 variable name
+DS_NAMES: dict[str, str] = {
+    "layer_1_weights": "layer_1/weights", "layer_1_bias": "layer_1/bias",
+    "layer_2_weights": "layer_2/weights", "layer_2_bias": "layer_2/bias",
+    "layer_3_weights": "layer_3/weights", "layer_3_bias": "layer_3/bias",
+    "lstm_kernel": f"{LSTM_SCOPE}/kernel", "lstm_bias": f"{LSTM_SCOPE}/bias",
+    "layer_5_weights": "layer_5/weights", "layer_5_bias": "layer_5/bias",
+    "layer_6_weights": "layer_6/weights", "layer_6_bias": "layer_6/bias",
+}
+# DROP_SOURCE_LAYERS=N re-initializes the first N groups of this list (DeepSpeech order).
+DROP_ORDER: tuple[tuple[str, ...], ...] = (
+    ("layer_6_weights", "layer_6_bias"),
+    ("layer_5_weights", "layer_5_bias"),
+    ("lstm_kernel", "lstm_bias"),
+    ("layer_3_weights", "layer_3_bias"),
+    ("layer_2_weights", "layer_2_bias"),
+)
+_OUR_KEY = "model/{}/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+@dataclass(frozen=True)
+class Geometry:
+    n_hidden: int
+    n_classes: int
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        h, c = self.n_hidden, self.n_classes
+        return {
+            "layer_1_weights": (N_FEATURES, h), "layer_1_bias": (h,),
+            "layer_2_weights": (h, h), "layer_2_bias": (h,),
+            "layer_3_weights": (h, h), "layer_3_bias": (h,),
+            "lstm_kernel": (2 * h, 4 * h), "lstm_bias": (4 * h,),
+            "layer_5_weights": (h, h), "layer_5_bias": (h,),
+            "layer_6_weights": (h, c), "layer_6_bias": (c,),
+        }
+
+
+def initial_values(geometry: Geometry, seed: int) -> dict[str, np.ndarray]:
+    """Glorot-uniform kernels and zero biases (DeepSpeech's initializers), deterministic in `seed`
+    so every worker of a multi-worker run starts from the same weights."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, np.ndarray] = {}
+    for name, shape in geometry.shapes().items():
+        if len(shape) == 1:
+            out[name] = np.zeros(shape, np.float32)
+        else:
+            limit = np.sqrt(6.0 / (shape[0] + shape[1]))
+            out[name] = rng.uniform(-limit, limit, shape).astype(np.float32)
+    return out
+
+
+def _make_module_class() -> type:
+    import tensorflow as tf
+
+    class AcousticModel(tf.Module):
+        """Variables in DeepSpeech layout; `__call__` gives time-major float32 logits."""
+
+        def __init__(self, geometry: Geometry, seed: int = 4568):
+            super().__init__(name="acoustic_model")
+            self.geometry = geometry
+            for name, value in initial_values(geometry, seed).items():
+                setattr(self, name, tf.Variable(value, name=DS_NAMES[name], trainable=True))
+
+        def weight_list(self) -> list[Any]:
+            return [getattr(self, n) for n in DS_NAMES]
+
+        def assign_numpy(self, values: dict[str, np.ndarray]) -> None:
+            for name, value in values.items():
+                getattr(self, name).assign(value)
+
+        def __call__(self, features: Any, training: bool = False, dropout: float = 0.0,
+                     compute_dtype: str = "float32") -> Any:
+            """features [B, T, 26] -> logits [T, B, C] float32 (pre-softmax)."""
+            from pipeline.features import add_context
+
+            dt = tf.as_dtype(compute_dtype)
+            w = {n: tf.cast(getattr(self, n), dt) for n in DS_NAMES}
+            h = self.geometry.n_hidden
+            x = add_context(tf.cast(features, dt))              # [B, T, 494]
+            x = tf.transpose(x, [1, 0, 2])                      # time-major
+            t, b = tf.shape(x)[0], tf.shape(x)[1]
+            x = tf.reshape(x, [-1, N_FEATURES])
+
+            def dense(x: Any, layer: int, relu: bool = True) -> Any:
+                y = tf.nn.bias_add(tf.matmul(x, w[f"layer_{layer}_weights"]), w[f"layer_{layer}_bias"])
+                if relu:
+                    y = tf.minimum(tf.nn.relu(y), tf.cast(RELU_CLIP, dt))
+                    if training and dropout > 0:
+                        y = tf.nn.dropout(y, rate=dropout)
+                return y
+
+            x = dense(dense(dense(x, 1), 2), 3)
+            x = lstm_sequence(tf.reshape(x, [t, b, h]), w["lstm_kernel"], w["lstm_bias"])
+            x = dense(tf.reshape(x, [-1, h]), 5)
+            x = dense(x, 6, relu=False)
+            return tf.cast(tf.reshape(x, [t, b, self.geometry.n_classes]), tf.float32)
+
+    return AcousticModel
+
+
+_MODULE_CLASS: type | None = None
+
+
+def build_model(geometry: Geometry, seed: int = 4568) -> Any:
+    """A new `AcousticModel` (a `tf.Module`); create it inside a strategy scope to distribute it."""
+    global _MODULE_CLASS
+    if _MODULE_CLASS is None:
+        _MODULE_CLASS = _make_module_class()
+    return _MODULE_CLASS(geometry, seed)
+
+
+def lstm_sequence(x: Any, kernel: Any, bias: Any, initial_state: tuple[Any, Any] | None = None,
+                  return_state: bool = False) -> Any:
+    """DeepSpeech LSTM (gates i, c̃, f, o; forget bias 0) over time-major x [T, B, in]."""
+    import tensorflow as tf
+
+    n_in = x.shape[-1]
+    h_dim = kernel.shape[-1] // 4
+    w_x, w_h = kernel[:n_in], kernel[n_in:]
+    t, b = tf.shape(x)[0], tf.shape(x)[1]
+    xp = tf.reshape(tf.nn.bias_add(tf.matmul(tf.reshape(x, [-1, n_in]), w_x), bias), [t, b, 4 * h_dim])
+    if initial_state is None:
+        zeros = tf.zeros([b, h_dim], x.dtype)
+        initial_state = (zeros, zeros)
+
+    def step(state: tuple[Any, Any], z_x: Any) -> tuple[Any, Any]:
+        c, h = state
+        z = z_x + tf.matmul(h, w_h)
+        i, j, f, o = tf.split(z, 4, axis=1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(j)
+        h = tf.sigmoid(o) * tf.tanh(c)
+        return c, h
+
+    cs, hs = tf.scan(step, xp, initializer=initial_state)
+    if return_state:
+        return hs, (cs[-1], hs[-1])
+    return hs
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoint reading (our TF2 layout and the DeepSpeech/Coqui TF1 release layout)
+# ---------------------------------------------------------------------------------------------
+def checkpoint_prefix(path: Path) -> str:
+    """The checkpoint prefix for a directory (latest `checkpoint`, else DeepSpeech's
+    `best_dev_checkpoint` state file) or a prefix given directly."""
+    import tensorflow as tf
+
+    path = Path(path)
+    if path.is_dir():
+        for state_file in ("checkpoint", "best_dev_checkpoint"):
+            prefix = tf.train.latest_checkpoint(str(path), latest_filename=state_file)
+            if prefix:
+                return prefix
+        indexes = sorted(path.glob("*.index"), key=lambda p: p.stat().st_mtime)
+        if indexes:
+            return str(indexes[-1])[: -len(".index")]
+        raise MissingInputError(f"no TensorFlow checkpoint in {path} (expected a 'checkpoint' state "
+                                f"file or *.index files)")
+    if Path(str(path) + ".index").exists():
+        return str(path)
+    raise MissingInputError(f"checkpoint {path} does not exist")
+
+
+def read_checkpoint_weights(path: Path) -> dict[str, np.ndarray]:
+    """Model weights from a checkpoint dir/prefix, keyed by our attribute names, in DeepSpeech
+    layout. Reads both our object-based checkpoints and TF1 name-based release checkpoints."""
+    import tensorflow as tf
+
+    prefix = checkpoint_prefix(path)
+    reader = tf.train.load_checkpoint(prefix)
+    keys = set(reader.get_variable_to_shape_map())
+    out: dict[str, np.ndarray] = {}
+    for attr, ds_name in DS_NAMES.items():
+        ours = _OUR_KEY.format(attr)
+        if ours in keys:
+            out[attr] = reader.get_tensor(ours)
+        elif ds_name in keys:
+            out[attr] = reader.get_tensor(ds_name)
+    if len(out) != len(DS_NAMES):
+        missing = [DS_NAMES[a] for a in DS_NAMES if a not in out]
+        raise MissingInputError(f"checkpoint {prefix} lacks model variables {', '.join(missing)}; "
+                                f"is it a DeepSpeech-geometry checkpoint?")
+    return {k: np.asarray(v, np.float32) for k, v in out.items()}
+
+
+def load_export_weights(checkpoint_dir: Path) -> dict[str, np.ndarray]:
+    """DeepSpeech-0.9-named float32 weights (`layer_1/weights`, ..., the LSTM kernel [2H, 4H] in
+    i-c-f-o order, `layer_6/bias` [C]) from a checkpoint directory (or prefix)."""
+    return {DS_NAMES[k]: v for k, v in read_checkpoint_weights(checkpoint_dir).items()}
+
+
+def geometry_of(weights: dict[str, np.ndarray]) -> Geometry:
+    return Geometry(n_hidden=int(weights["layer_1_weights"].shape[1]),
+                    n_classes=int(weights["layer_6_bias"].shape[0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Transfer learning
+# ---------------------------------------------------------------------------------------------
+def _source_alphabet(source: Path) -> Any:
+    from pipeline.text.alphabet import Alphabet
+
+    base = source if source.is_dir() else source.parent
+    for candidate in (base / "alphabet.txt", base.parent / "alphabet.txt"):
+        if candidate.exists():
+            return Alphabet.from_file(candidate)
+    return None
+
+
+def transfer_weights(source: dict[str, np.ndarray], target: dict[str, np.ndarray], drop: int,
+                     source_alphabet: Any = None, target_alphabet: Any = None,
+                     keep_shared_chars: bool = False) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Target weights made from `source`: the first `drop` groups of DROP_ORDER keep their fresh
+    initialization, the rest are copied. With `keep_shared_chars` and a different alphabet, the
+    output layer's columns of shared characters (and the blank) are copied. Returns the weights
+    and a human-readable list of what was done."""
+    from pipeline.errors import ConfigError
+
+    dropped = {name for group in DROP_ORDER[:drop] for name in group}
+    out = dict(target)
+    notes = []
+    for name in DS_NAMES:
+        if name in dropped:
+            continue
+        src, tgt = source[name], target[name]
+        differ = (source_alphabet is not None and target_alphabet is not None
+                  and source_alphabet.labels != target_alphabet.labels)
+        if name.startswith("layer_6") and (src.shape != tgt.shape or differ):
+            if not keep_shared_chars or source_alphabet is None or target_alphabet is None:
+                raise ConfigError(
+                    f"the transfer source's output layer has {src.shape[-1]} classes for another alphabet, "
+                    f"this model needs {tgt.shape[-1]}: set DROP_SOURCE_LAYERS>=1, or "
+                    f"TRANSFER_KEEP_SHARED_CHARS=1 with an alphabet.txt next to the source checkpoint")
+            new = tgt.copy()
+            shared = 0
+            for j, ch in enumerate(target_alphabet.labels):
+                if ch in source_alphabet:
+                    new[..., j] = src[..., source_alphabet.labels.index(ch)]
+                    shared += 1
+            new[..., -1] = src[..., -1]  # blank
+            out[name] = new
+            if name == "layer_6_bias":
+                notes.append(f"output layer: kept {shared} shared characters + blank, "
+                             f"{len(target_alphabet) - shared} new")
+            continue
+        if src.shape != tgt.shape:
+            raise ConfigError(f"transfer source {DS_NAMES[name]} has shape {src.shape}, this model needs "
+                              f"{tgt.shape}: set N_HIDDEN={int(source['layer_1_bias'].shape[0])} (the "
+                              f"source's width) or drop that layer with DROP_SOURCE_LAYERS")
+        out[name] = src
+    fresh = ", ".join(DS_NAMES[n] for g in DROP_ORDER[:drop] for n in g)
+    notes.insert(0, f"re-initialized {fresh or 'nothing'}")
+    return out, notes
+
+
+def apply_transfer(cfg: Any, model: Any, alphabet: Any) -> str:
+    """Load TRANSFER_CHECKPOINT into a freshly built `model` (once, at the start of training)."""
+    source = Path(cfg.train.transfer_checkpoint)
+    if not source.exists():
+        raise MissingInputError(f"TRANSFER_LEARNING=1 but TRANSFER_CHECKPOINT={source} does not exist; "
+                                f"mount the source checkpoint there or set TRANSFER_CHECKPOINT")
+    src = read_checkpoint_weights(source)
+    tgt = {n: getattr(model, n).numpy() for n in DS_NAMES}
+    weights, notes = transfer_weights(src, tgt, cfg.train.drop_source_layers, _source_alphabet(source),
+                                      alphabet, cfg.train.transfer_keep_shared_chars)
+    model.assign_numpy(weights)
+    log.info("transfer learning from %s (DROP_SOURCE_LAYERS=%d): %s", checkpoint_prefix(source),
+             cfg.train.drop_source_layers, "; ".join(notes))
+    return str(source)

@@ -1,0 +1,81 @@
+"""Resume: SIGKILL a real training process mid-epoch; the rerun continues from the last checkpoint,
+says so in the log, and ends with the planned epochs and exactly epochs × steps updates."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.train.conftest import REPO, copy_corpus
+
+REPEAT = 8
+
+SETTINGS = ["CORPORA=rep", "N_HIDDEN=32", "BATCH_SIZE=2", "EPOCHS=3", "LEARNING_RATE=0.002",
+            "DROPOUT=0.0", "EARLY_STOP=0", "CHECKPOINT_SECS=1", "LIVE_TRANSCRIPTS=0", "MAX_TO_KEEP=3"]
+
+
+def _cmd(data: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "pipeline", "run", "--data-dir", str(data), "--stages", "train"]
+    for s in SETTINGS:
+        cmd += ["--set", s]
+    return cmd
+
+
+def test_sigkill_mid_epoch_then_resume(tiny_corpus, tmp_path: Path) -> None:
+    data = copy_corpus(tiny_corpus, tmp_path / "data")
+    # epochs long enough (8 × 24 clips, batch 2) that a mid-epoch checkpoint is observable
+    (data / "extracted").unlink()
+    rep = data / "extracted" / "rep"
+    rep.mkdir(parents=True)
+    for split, times in (("train", REPEAT), ("dev", 1)):
+        lines = tiny_corpus.csvs[split].read_text().splitlines()
+        body = [f"{tiny_corpus.csvs[split].parent / ln.split(',', 1)[0]},{ln.split(',', 1)[1]}"
+                for ln in lines[1:]]
+        (rep / f"rep_{split}.csv").write_text("\n".join([lines[0]] + body * times) + "\n")
+    state_path = data / "checkpoints" / "train" / "train_state.json"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    log1 = open(tmp_path / "run1.log", "w")
+    proc = subprocess.Popen(_cmd(data), cwd=REPO, stdout=log1, stderr=subprocess.STDOUT, env=env)
+    killed_at = None
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                st = json.loads(state_path.read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                st = None
+            if st and st["epoch"] >= 1 and st["step_in_epoch"] > 0:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_at = st
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None and killed_at is None:
+            proc.kill()
+        proc.wait()
+    assert killed_at is not None, (tmp_path / "run1.log").read_text()[-3000:]
+    assert proc.returncode == -signal.SIGKILL
+    assert not (data / "checkpoints" / "train_done.json").exists()
+    assert not (data / ".state" / "train.done.json").exists()
+
+    out = subprocess.run(_cmd(data), cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    log2 = out.stdout + out.stderr
+    assert out.returncode == 0, log2[-3000:]
+    assert "resumed from train-" in log2
+    assert "batch" in log2.split("resumed from", 1)[1].splitlines()[0]
+    final = json.loads(state_path.read_text())
+    done = json.loads((data / "checkpoints" / "train_done.json").read_text())
+    assert final["epoch"] == 3 and done["epochs"] == 3
+    assert [h["epoch"] for h in final["history"]] == [1, 2, 3]
+    steps_per_epoch = 24 * REPEAT // 2
+    assert final["global_step"] == 3 * steps_per_epoch
+    assert (data / "checkpoints" / "best_dev" / "best_dev.json").exists()
+    assert (data / ".state" / "train.done.json").exists()
+    # a third run is a no-op skip
+    out3 = subprocess.run(_cmd(data), cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
+    assert "skip: done with the same settings" in out3.stdout + out3.stderr
