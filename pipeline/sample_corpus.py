@@ -72,6 +72,7 @@ PEAK = (0.3, 0.9)
 SILENCE_S = (0.08, 0.35)
 DEV_FRACTION = TEST_FRACTION = 0.1
 HELDOUT_VOICES_MAX = 5          # per held-out split
+ROBOT_FAMILIES = ("robosoft", "RicishayMax")   # never held out (see mild_variants)
 
 # espeak-ng C API constants (speak_lib.h)
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -105,6 +106,9 @@ class Espeak:
         if wav and n > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
         return 0
+
+    def variant_file(self, name: str) -> Path:
+        return self.data_path / "voices" / "!v" / name
 
     def variants(self) -> list[str]:
         """Variant names shipped with the data (`voices/!v/*`), sorted."""
@@ -202,6 +206,45 @@ def distinct_variants(lang: str, candidates: Iterable[str] | None = None) -> lis
     return kept
 
 
+def mild_variants(names: Iterable[str]) -> list[str]:
+    """The variants among `names` fit to be held-out test voices: ordinary speakers, not effects.
+
+    A held-out voice should be a new speaker of the kind the model was trained on. Extreme settings
+    (formant 1-4 moved below 80 % or above 125 % or switched off, the Klatt synthesizer, strong
+    echo, the robot families) stay in train, where they widen the training distribution. Judged
+    from the variant files (`formant N freq strength width`, `klatt`, `echo delay amplitude`).
+    """
+    data = Path(engine_data_path()) / "voices" / "!v"
+    mild = []
+    for name in names:
+        if name.startswith(ROBOT_FAMILIES) or not (data / name).is_file():
+            continue
+        ok = True
+        for line in (data / name).read_text(encoding="utf-8", errors="replace").splitlines():
+            f = line.split("//")[0].split()
+            try:
+                if len(f) >= 3 and f[0] == "formant" and f[1] in ("1", "2", "3", "4"):
+                    strength = int(f[3]) if len(f) > 3 else 100
+                    ok = ok and 80 <= int(f[2]) <= 125 and strength > 0
+                elif f[:1] == ["klatt"] or (len(f) >= 3 and f[0] == "echo" and int(f[2]) > 30):
+                    ok = False
+            except ValueError:
+                ok = False
+        if ok:
+            mild.append(name)
+    return mild
+
+
+def engine_data_path() -> str:
+    """espeak-ng data directory of the `espeakng-loader` wheel (no library initialization)."""
+    try:
+        import espeakng_loader
+    except ImportError:
+        raise MissingInputError("the sample corpus needs the PyPI package espeakng-loader "
+                                "(pip install espeakng-loader); it bundles libespeak-ng") from None
+    return str(espeakng_loader.get_data_path())
+
+
 # --- the plan --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Voice:
@@ -275,11 +318,11 @@ def _split_counts(clips: int) -> dict[str, int]:
 
 
 def plan_corpus(lang: str, clips: int, seed: int, sentences: Sequence[str],
-                variants: Sequence[str]) -> list[Clip]:
+                variants: Sequence[str], heldout_candidates: Sequence[str] | None = None) -> list[Clip]:
     """Decide every clip: split, sentence, voice, noise seed. Pure function of its arguments.
 
-    dev and test get their own voice variants and their own sentences, disjoint from train's and
-    from each other's.
+    dev and test get their own voice variants (drawn from `heldout_candidates`, default all) and
+    their own sentences, disjoint from train's and from each other's.
     """
     if clips < 1:
         raise ConfigError(f"--clips must be at least 1 (got {clips})")
@@ -288,11 +331,13 @@ def plan_corpus(lang: str, clips: int, seed: int, sentences: Sequence[str],
     rng = np.random.default_rng([seed, clips])
     counts = _split_counts(clips)
     order = list(rng.permutation(len(sentences)))
-    vorder = list(rng.permutation(len(variants)))
-    n_held = max(1, min(HELDOUT_VOICES_MAX, len(variants) // 10))
-    voice_pools = {"dev": [variants[i] for i in vorder[:n_held]],
-                   "test": [variants[i] for i in vorder[n_held:2 * n_held]],
-                   "train": [variants[i] for i in vorder[2 * n_held:]]}
+    pool = [v for v in (heldout_candidates or variants) if v in variants]
+    n_held = max(1, min(HELDOUT_VOICES_MAX, len(variants) // 10, len(pool) // 2))
+    if len(pool) < 2:
+        raise PipelineError(f"only {len(pool)} voices of {lang} may be held out; need at least 2")
+    held = [pool[i] for i in rng.permutation(len(pool))[:2 * n_held]]
+    voice_pools = {"dev": held[:n_held], "test": held[n_held:],
+                   "train": [v for v in variants if v not in held]}
     n_sent = {k: max(1, round(len(sentences) * f))
               for k, f in (("dev", DEV_FRACTION), ("test", TEST_FRACTION))}
     sentence_pools = {"dev": [sentences[i] for i in order[:n_sent["dev"]]],
@@ -405,7 +450,7 @@ def make_sample_corpus(lang: str, out: Path, clips: int = 1000, seed: int = 1) -
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(workers, maxtasksperchild=1) as pool:
         variants = pool.apply(distinct_variants, (pack.code,))
-        plan = plan_corpus(pack.code, clips, seed, sentences, variants)
+        plan = plan_corpus(pack.code, clips, seed, sentences, variants, mild_variants(variants))
         by_split = {s: [c for c in plan if c.split == s] for s in SPLIT_FILES}
         log.info("sample corpus %s: %d clips (train %d, dev %d, test %d), %d sentences, %d distinct voices",
                  lang, clips, *(len(by_split[s]) for s in SPLIT_FILES), len(sentences), len(variants))

@@ -136,6 +136,17 @@ def test_plan_holds_out_whole_voices_and_sentences() -> None:
     assert sorted(c.index for c in plan) == list(range(1, 1001))
     assert plan == plan_corpus("fr", 1000, 1, sentences, variants)
     assert plan != plan_corpus("fr", 1000, 2, sentences, variants)
+    mild = variants[::4]
+    plan = plan_corpus("fr", 1000, 1, sentences, variants, heldout_candidates=mild)
+    held = {c.voice.variant for c in plan if c.split != "train"}
+    assert held <= set(mild) and len(held) == 10
+    assert {c.voice.variant for c in plan if c.split == "train"} == set(variants) - held
+
+
+def test_held_out_voices_are_ordinary_speakers() -> None:
+    mild = sample_corpus.mild_variants(["m1", "f1", "Alex", "m7", "kaukovalta", "AnxiousAndy", "klatt",
+                                        "robosoft3", "RicishayMax2", "linda", "NoSuchVoice"])
+    assert mild == ["m1", "f1", "Alex", "m7"]
 
 
 def test_same_seed_gives_byte_identical_archive(cli_archive: Path, tmp_path: Path) -> None:
