@@ -8,7 +8,7 @@ DEMO_LANG ?= fr
 DEMO_CLIPS ?= 1000
 PYTEST_ARGS ?=
 
-.PHONY: venv kenlm test test-all lint demo clean-demo readme-vars
+.PHONY: venv kenlm legacy-runtimes test test-all lint demo clean-demo readme-vars bench
 
 venv: $(VENV)/.installed
 
@@ -21,18 +21,22 @@ $(VENV)/.installed: setup.py requirements.txt requirements-cpu.txt requirements-
 	touch $@
 
 # KenLM lmplz/filter/build_binary from the PyPI source distribution, cached in ~/.cache/ds-pipeline.
-kenlm:
-	scripts/build_kenlm.sh
+kenlm: venv
+	PYTHON=$(PY) bash scripts/build_kenlm.sh
+
+# The DeepSpeech 0.9.3 / Coqui STT 1.4.0 wheels (cp39) whose native libraries judge our exports.
+legacy-runtimes: venv
+	PYTHON=$(PY) bash scripts/fetch_legacy_runtimes.sh
 
 lint: venv
 	$(PY) -m ruff check pipeline importers tests benchmarks
 	$(PY) -m mypy pipeline importers
 
 # The default suite (what CI runs): everything but tests marked `slow`.
-test: venv kenlm
+test: venv kenlm legacy-runtimes
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS) tests
 
-test-all: venv kenlm
+test-all: venv kenlm legacy-runtimes
 	$(PY) -m pytest $(PYTEST_ARGS) tests
 
 # The whole pipeline on a synthesized French sample corpus, on CPU, into ./data.
@@ -45,6 +49,13 @@ demo: venv kenlm
 
 clean-demo:
 	rm -rf $(DEMO_DIR)
+
+# Benchmarks: each prints ratios against a baseline measured in the same run.
+bench: venv kenlm legacy-runtimes
+	$(PY) benchmarks/import_speed.py
+	$(PY) benchmarks/decode_speed.py
+	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/inference_speed.py
 
 # Regenerate README.md's variable table from pipeline/config.py.
 readme-vars:

@@ -151,7 +151,8 @@ class TrainConfig:
                                   min=0, max=5)
     augment: str = var("", "AUGMENT",
                        "train-set augmentations, e.g. 'specaugment,tempo=0.9:1.1,volume,noise=0.01'")
-    feature_cache: bool = var(False, "FEATURE_CACHE", "cache train features on disk after epoch 1")
+    feature_cache: bool = var(False, "FEATURE_CACHE",
+                              "keep train and dev features in memory after the first epoch (small corpora)")
     train_max_minutes: float = var(0.0, "TRAIN_MAX_MINUTES",
                                    "wall-clock budget for training in minutes, across resumes; training "
                                    "ends at the last epoch that fits (0 = no limit)", min=0.0)
