@@ -60,7 +60,7 @@ build() {  # build DOCKERFILE TAG BUILD-ARGS...
   if [ "$engine" = docker ]; then
     DOCKER_BUILDKIT=1 docker build --progress=plain "${args[@]}" . >"$logdir/build-$(basename "$file").log" 2>&1
   else
-    "${BUILDAH[@]}" bud --format docker --layers --isolation chroot "${args[@]}" . >"$logdir/build-$(basename "$file").log" 2>&1
+    "${BUILDAH[@]}" bud --format docker --layers --jobs 3 --isolation chroot "${args[@]}" . >"$logdir/build-$(basename "$file").log" 2>&1
   fi || { tail -n 40 "$logdir/build-$(basename "$file").log" >&2; fail "building $file (log: $logdir)"; }
 }
 logdir="$(mktemp -d /tmp/ds-container-test.XXXXXX)"
@@ -112,7 +112,7 @@ crun() {
     docker run "${opts[@]}" "$lang_tag" "$@"
   else
     local ctr opts=(--isolation chroot -v "$data:/mnt")
-    ctr="$("${BUILDAH[@]}" from --quiet --pull-never "$lang_tag")"
+    ctr="$("${BUILDAH[@]}" from --quiet --pull=never "$lang_tag")"
     ctrs+=("$ctr")
     for m in "${mounts[@]}"; do opts+=(-v "$m:ro"); done
     for e in "${envs[@]}"; do opts+=(-e "$e"); done
