@@ -114,6 +114,8 @@ crun() {
     local ctr opts=(--isolation chroot -v "$data:/mnt")
     ctr="$("${BUILDAH[@]}" from --quiet --pull=never "$lang_tag")"
     ctrs+=("$ctr")
+    # buildah 1.28 mounts the image's VOLUME over a `-v` bind on the same path: drop it.
+    "${BUILDAH[@]}" config --volume /mnt- "$ctr"
     for m in "${mounts[@]}"; do opts+=(-v "$m:ro"); done
     for e in "${envs[@]}"; do opts+=(-e "$e"); done
     local cmd
