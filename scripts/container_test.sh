@@ -53,10 +53,12 @@ if [ -z "${BASE_IMAGE:-}" ]; then
 fi
 secret=()
 [ -s "$ca" ] && secret=(--secret "id=pip_ca,src=$ca")
-build() {  # build DOCKERFILE TAG BUILD-ARGS...
+build() {  # build DOCKERFILE TAG BUILD-ARG... [--label K=V]
   local file="$1" out="$2"; shift 2
   local args=(-f "$file" -t "$out" "${secret[@]}")
-  for a in "$@"; do args+=(--build-arg "$a"); done
+  while [ $# -gt 0 ]; do
+    if [ "$1" = --label ]; then args+=(--label "$2"); shift 2; else args+=(--build-arg "$1"); shift; fi
+  done
   if [ "$engine" = docker ]; then
     DOCKER_BUILDKIT=1 docker build --progress=plain "${args[@]}" . >"$logdir/build-$(basename "$file").log" 2>&1
   else
@@ -78,10 +80,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "build Dockerfile.train ($engine, BASE_IMAGE=$base_image, TF_PACKAGE=$tf_package)"
-build Dockerfile.train "$base_tag" "BASE_IMAGE=$base_image" "TF_PACKAGE=$tf_package"
-step "build Dockerfile_lang.train (MODEL_LANGUAGE=fr)"
-build Dockerfile_lang.train "$lang_tag" "BASE_IMAGE=$base_tag" "MODEL_LANGUAGE=fr"
+# Skip the builds when the images were built from exactly these inputs: even a fully cached
+# rebuild re-hashes the 2.5 GB venv layer (minutes on a busy machine).
+inputs="$( { printf '%s\n' "$base_image" "$tf_package"
+             find Dockerfile.train Dockerfile_lang.train .dockerignore setup.py requirements.txt pipeline \
+               importers env_files -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; } |
+           sha256sum | cut -c1-16)"
+if [ "$engine" = docker ]; then
+  built="$(docker image inspect --format '{{index .Config.Labels "ds-pipeline.test-inputs"}}' "$lang_tag" 2>/dev/null || true)"
+else
+  built="$("${BUILDAH[@]}" inspect --type image --format '{{index .OCIv1.Config.Labels "ds-pipeline.test-inputs"}}' "$lang_tag" 2>/dev/null || true)"
+fi
+if [ "$built" = "$inputs" ]; then
+  step "images up to date with the sources (inputs $inputs): not rebuilt"
+else
+  step "build Dockerfile.train ($engine, BASE_IMAGE=$base_image, TF_PACKAGE=$tf_package)"
+  build Dockerfile.train "$base_tag" "BASE_IMAGE=$base_image" "TF_PACKAGE=$tf_package"
+  step "build Dockerfile_lang.train (MODEL_LANGUAGE=fr)"
+  build Dockerfile_lang.train "$lang_tag" "BASE_IMAGE=$base_tag" "MODEL_LANGUAGE=fr" --label "ds-pipeline.test-inputs=$inputs"
+fi
 
 # --- run -------------------------------------------------------------------------------------
 # crun [--data DIR] [--ro SRC:DST] [--env-file F]... [-e K=V]... [--entrypoint P] -- ARGS...
@@ -176,6 +193,23 @@ crun --data "$data" --entrypoint python -- -c \
 from pipeline.stages.preflight import check_gpu
 sys.exit(check_gpu())' 2>&1 | grep -v -E '^(I|W|E)0000 |^WARNING: All log messages' | tee "$logdir/gpu.txt"
 grep -q 'no GPU visible: training on CPU' "$logdir/gpu.txt" || fail "no CPU-fallback warning"
+
+step "transfer checkpoint: read-only mount at /transfer-checkpoint"
+ckpt="$work/transfer-checkpoint"
+mkdir -p "$ckpt"
+echo "model_checkpoint_path: \"best_dev-1\"" >"$ckpt/checkpoint"
+crun --data "$data" --ro "$ckpt:/transfer-checkpoint" --env-file env_files/do_transfer_learning.env \
+  --entrypoint python -- -c \
+  'import sys; from pathlib import Path; from pipeline.config import load_config
+from pipeline.stages.preflight import check_transfer
+check_transfer(load_config())
+try:
+    Path("/transfer-checkpoint/x").touch()
+    sys.exit("/transfer-checkpoint is writable")
+except OSError as exc:
+    print("TRANSFER_CHECKPOINT", load_config().train.transfer_checkpoint, "found, read-only:", exc.strerror)' |
+  tee "$logdir/transfer.txt"
+grep -q 'read-only: Read-only file system' "$logdir/transfer.txt" || fail "transfer checkpoint mount"
 
 if [ "$stages" = all ]; then
   step "the whole pipeline on a $clips-clip sample corpus (sample.env + fast_dev.env)"
