@@ -22,10 +22,20 @@ from pipeline.errors import LockedError
 TMP_MARK = ".tmp-"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def tmp_name_for(path: Path) -> Path:
-    """A unique hidden temp path beside `path` (same file system, so rename is atomic)."""
+    """A unique hidden temp path beside `path` (same file system, so rename is atomic), with the
+    permissions a plain `open()` would give (mkstemp's 0600 would hide results from other users)."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     return Path(name)
 
 
@@ -92,6 +102,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{TMP_MARK}", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         old = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -21,6 +23,19 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
         assert target.read_text() == "old", "final name untouched until the write completes"
     assert target.read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_atomic_write_and_dir_use_normal_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "f") as fh:
+            fh.write("x")
+        with atomic_dir(tmp_path / "d"):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
 
 
 def test_atomic_write_failure_keeps_old_content(tmp_path):
