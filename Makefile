@@ -8,7 +8,7 @@ DEMO_LANG ?= fr
 DEMO_CLIPS ?= 1000
 PYTEST_ARGS ?=
 
-.PHONY: venv kenlm legacy-runtimes test test-all lint demo clean-demo readme-vars bench
+.PHONY: venv kenlm legacy-runtimes test test-all lint demo clean-demo readme-vars bench container-test
 
 venv: $(VENV)/.installed
 
@@ -49,6 +49,11 @@ demo: venv kenlm
 
 clean-demo:
 	rm -rf $(DEMO_DIR)
+
+# Build both Dockerfiles without a Docker daemon (buildah) and run the pipeline in the image.
+# CONTAINER_TEST_STAGES=preflight for a quick check, all (default in CI) for the full run.
+container-test:
+	bash scripts/container_test.sh
 
 # Benchmarks: each prints ratios against a baseline measured in the same run.
 bench: venv kenlm legacy-runtimes
