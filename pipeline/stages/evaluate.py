@@ -22,13 +22,13 @@ def _decoder(ctx: StageContext, alphabet: Any) -> tuple[Any, str]:
     cfg, paths = ctx.cfg, ctx.paths
     if not paths.scorer.exists():
         return None, f"greedy only (no scorer at {paths.scorer})"
-    try:
-        from pipeline.decode import Decoder
-    except ImportError as exc:
-        return None, f"greedy only (pipeline.decode is not available: {exc})"
-    dec = Decoder(alphabet, paths.scorer, cfg.lm.lm_alpha, cfg.lm.lm_beta, cfg.lm.beam_width)
-    return dec, (f"beam search with {paths.scorer.name} (alpha {cfg.lm.lm_alpha:g}, beta "
-                 f"{cfg.lm.lm_beta:g}, beam {cfg.lm.beam_width})")
+    from pipeline.decode import Decoder
+    from pipeline.stages.lm_optimize import decoder_weights
+
+    alpha, beta = decoder_weights(cfg, paths)  # lm_optimize's values when it ran
+    dec = Decoder(alphabet, paths.scorer, alpha, beta, cfg.lm.beam_width)
+    return dec, (f"beam search with {paths.scorer.name} (alpha {alpha:g}, beta {beta:g}, "
+                 f"beam {cfg.lm.beam_width})")
 
 
 def evaluate_sets(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
