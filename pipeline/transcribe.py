@@ -273,6 +273,13 @@ class Transcriber:
                 self.greedy = True
                 return
             alpha, beta = self.alpha, self.beta
+            if (alpha is None or beta is None) and self.scorer is not None:
+                # like the DeepSpeech clients: the scorer package's defaults (lm_optimize writes them)
+                from pipeline.scorer import read_scorer
+
+                info = read_scorer(self.scorer)
+                alpha = info.alpha if alpha is None else alpha
+                beta = info.beta if beta is None else beta
             if alpha is None or beta is None:
                 from pipeline.config import LmConfig
 
