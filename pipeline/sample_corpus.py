@@ -449,8 +449,10 @@ def make_sample_corpus(lang: str, out: Path, clips: int = 1000, seed: int = 1) -
     # freshly loaded libespeak-ng (see BLOCK_CLIPS), so nothing depends on this process's history.
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(workers, maxtasksperchild=1) as pool:
-        variants = pool.apply(distinct_variants, (pack.code,))
-        plan = plan_corpus(pack.code, clips, seed, sentences, variants, mild_variants(variants))
+        # Ordinary voices only: the extreme variants (formants moved or switched off, Klatt, echo,
+        # robots) made the held-out CER of a demo-sized model stall (37 % greedy after 8 minutes).
+        variants = mild_variants(pool.apply(distinct_variants, (pack.code,)))
+        plan = plan_corpus(pack.code, clips, seed, sentences, variants)
         by_split = {s: [c for c in plan if c.split == s] for s in SPLIT_FILES}
         log.info("sample corpus %s: %d clips (train %d, dev %d, test %d), %d sentences, %d distinct voices",
                  lang, clips, *(len(by_split[s]) for s in SPLIT_FILES), len(sentences), len(variants))
