@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= data
 DEMO_LANG ?= fr
-DEMO_CLIPS ?= 1000
+DEMO_CLIPS ?= 1500
 PYTEST_ARGS ?=
 
 .PHONY: venv kenlm legacy-runtimes test test-all lint demo clean-demo readme-vars bench container-test
