@@ -138,6 +138,9 @@ class PlanItem:
     action: str  # "run" | "skip"
     reason: str
     fingerprint: str
+    # Recomputes the fingerprint after the stage ran: `extra_fingerprint` inputs made by upstream
+    # stages of this same run (e.g. a new best checkpoint) must be what the marker records.
+    refingerprint: Callable[[], str] | None = field(default=None, compare=False)
 
 
 def select_stages(order: Sequence[Stage], stages: Sequence[str] | None = None,
@@ -167,6 +170,7 @@ def plan(order: Sequence[Stage], selected: Sequence[Stage], cfg: Config, paths: 
     rerun: set[str] = set()
     for stage in selected:
         fp = fingerprint(stage, cfg, paths, registry, memo)
+        refp = (lambda st=stage: fingerprint(st, cfg, paths, registry))  # noqa: E731
         disabled = stage.enabled(cfg)
         if disabled:
             items.append(PlanItem(stage, "skip", f"disabled: {disabled}", fp))
@@ -176,7 +180,7 @@ def plan(order: Sequence[Stage], selected: Sequence[Stage], cfg: Config, paths: 
             items.append(PlanItem(stage, "skip", "done with the same settings", fp))
         else:
             rerun.add(stage.name)
-            items.append(PlanItem(stage, "run", reason, fp))
+            items.append(PlanItem(stage, "run", reason, fp, refp))
     return items
 
 
@@ -241,7 +245,8 @@ def execute(items: Sequence[PlanItem], cfg: Config, paths: Paths) -> None:
             raise PipelineError(f"stage {stage.name} finished but did not produce "
                                 f"{', '.join(_rel(p, paths.root) for p in absent)}")
         if not stage.always_run:
-            write_marker(paths, stage, cfg, item.fingerprint, duration, outputs)
+            fp = item.refingerprint() if item.refingerprint else item.fingerprint
+            write_marker(paths, stage, cfg, fp, duration, outputs)
         shutil.rmtree(tmp, ignore_errors=True)
         log.info("%s done in %s", tag, format_duration(duration))
 

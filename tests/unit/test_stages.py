@@ -205,3 +205,23 @@ def test_cli_dry_run_shows_skip_after_marker(tmp_path):
 def test_cli_unknown_stage_exits_2(tmp_path):
     res = run_cli("run", "--data-dir", str(tmp_path), "--stages", "imprt", "--dry-run")
     assert res.returncode == 2 and "unknown stage 'imprt'" in res.stderr
+
+
+def test_marker_records_inputs_made_earlier_in_the_same_run(tmp_path):
+    """A stage whose fingerprint reads a file an upstream stage rewrites in the same run (export reads
+    the best checkpoint that train writes) must be skipped on the next run, not rerun forever."""
+    rec = Recorder()
+    a = rec.stage("a")
+    b_base = rec.stage("b", deps=("a",))
+    b = Stage(name="b", help="b", run=b_base.run, depends_on=("a",), produces=b_base.produces,
+              extra_fingerprint=lambda cfg, paths: (paths.root / "a.out").stat().st_mtime_ns
+              if (paths.root / "a.out").exists() else None)
+    order = [a, b]
+    paths = Paths.at(tmp_path / "data")
+    paths.root.mkdir()
+    cfg = load_config(environ={})
+    _run(order, paths, cfg)
+    rec.runs.clear()
+    items = _run(order, paths, cfg)
+    assert [i.action for i in items] == ["skip", "skip"], [i.reason for i in items]
+    assert rec.runs == []
