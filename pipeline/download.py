@@ -236,13 +236,19 @@ def extract(archive: Path, dest: Path, identity: dict[str, Any] | None = None,
         return dest
     try:
         # Streaming mode: one pass over the (possibly 20+ GB) compressed tar, not two.
-        with tarfile.open(archive, "r|*") as tf, atomic_dir(dest) as tmp:
+        # The decompressor is opened here, not by tarfile: gzip/bz2/lzma raise EOFError on a stream
+        # cut short, while tarfile's own stream reader ends silently at a member boundary (a
+        # truncated download would look like a smaller complete corpus).
+        with _open_decompressed(archive) as raw, tarfile.open(fileobj=raw, mode="r|") as tf, \
+                atomic_dir(dest) as tmp:
             for m in tf:
                 _check_tar_member(m, archive)
                 if _HAS_TAR_FILTER:
                     tf.extract(m, tmp, filter="data")
                 else:  # Python < 3.11.4 (Debian 12's 3.11.2): our member checks above still apply
                     tf.extract(m, tmp)
+            while raw.read(1 << 20):  # the end of the compressed stream must be there
+                pass
             write_json(tmp / MARKER, identity)
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
         raise MissingInputError(f"{archive}: not a readable tar or zip archive, or truncated ({exc}); "
@@ -251,6 +257,21 @@ def extract(archive: Path, dest: Path, identity: dict[str, Any] | None = None,
 
 
 _HAS_TAR_FILTER = hasattr(tarfile, "data_filter")
+
+
+def _open_decompressed(archive: Path) -> Any:
+    """A binary file object of the tar stream inside `archive` (.tar, .tar.gz, .tar.bz2, .tar.xz)."""
+    import bz2
+
+    with open(archive, "rb") as fh:
+        magic = fh.read(6)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(archive, "rb")
+    if magic[:3] == b"BZh":
+        return bz2.open(archive, "rb")
+    if magic == b"\xfd7zXZ\x00":
+        return lzma.open(archive, "rb")
+    return open(archive, "rb")
 
 
 def _check_tar_member(m: tarfile.TarInfo, archive: Path) -> None:
