@@ -6,7 +6,6 @@ DeepSpeech layout): the export tests must not depend on the training area's code
 
 from __future__ import annotations
 
-import ctypes
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,33 +22,15 @@ SENTENCES = ["bonjour", "merci beaucoup", "le chat dort", "il fait beau", "la ma
 
 def synth(texts: list[str], out_dir: Path, voice: str = "fr", wpm: int = 150) -> list[Path]:
     """16 kHz mono PCM16 wavs of `texts` spoken by espeak-ng (espeakng-loader wheel, ctypes)."""
-    import espeakng_loader
     import soundfile as sf
     import soxr
 
-    lib = ctypes.CDLL(espeakng_loader.get_library_path())
-    rate = lib.espeak_Initialize(2, 0, espeakng_loader.get_data_path().encode(), 0)
-    chunks: list[np.ndarray] = []
-    cb_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                               ctypes.c_void_p)
+    from tests.espeak import speak
 
-    def cb(wav, n, events):  # noqa: ANN001
-        if n > 0:
-            chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
-        return 0
-
-    callback = cb_type(cb)
-    lib.espeak_SetSynthCallback(callback)
-    lib.espeak_SetVoiceByName(voice.encode())
-    lib.espeak_SetParameter(1, wpm, 0)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, text in enumerate(texts):
-        chunks.clear()
-        raw = text.encode("utf-8")
-        lib.espeak_Synth(raw, len(raw) + 1, 0, 0, 0, 1, None, None)
-        lib.espeak_Synchronize()
-        audio = np.concatenate(chunks).astype(np.float32) / 32768
+        audio, rate = speak(text, voice, wpm)
         audio = soxr.resample(audio, rate, 16000)
         p = out_dir / f"clip_{i:03d}.wav"
         sf.write(str(p), audio, 16000, subtype="PCM_16")

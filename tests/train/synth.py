@@ -5,7 +5,6 @@ layout. Dev/test use voices and sentences that train never sees."""
 from __future__ import annotations
 
 import csv
-import ctypes
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
+
+from tests.espeak import speak
 
 # Short everyday sentences; the generator combines words into new ones so train and held-out
 # sentences differ while sharing the vocabulary.
@@ -31,56 +32,11 @@ TRAIN_VOICES = ("m1", "m2", "m3", "f1", "f2", "f3", "m4", "f4")
 HELDOUT_VOICES = ("m7", "f5")
 
 
-class _Espeak:
-    """One process-wide espeak-ng instance (synchronous mode, samples collected by callback)."""
-
-    _inst: _Espeak | None = None
-
-    def __init__(self) -> None:
-        import espeakng_loader
-
-        lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        self.rate = lib.espeak_Initialize(2, 0, espeakng_loader.get_data_path().encode(), 0)
-        if self.rate <= 0:
-            raise RuntimeError("espeak_Initialize failed")
-        self._chunks: list[np.ndarray] = []
-        cb_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                                   ctypes.c_void_p)
-
-        def _cb(wav, n, events):  # noqa: ANN001 - ctypes callback
-            if wav and n > 0:
-                self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
-            return 0
-
-        self._cb = cb_type(_cb)
-        lib.espeak_SetSynthCallback(self._cb)
-        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                     ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        self.lib = lib
-
-    @classmethod
-    def get(cls) -> _Espeak:
-        if cls._inst is None:
-            cls._inst = cls()
-        return cls._inst
-
-    def say(self, text: str, voice: str, wpm: int, pitch: int) -> np.ndarray:
-        self.lib.espeak_SetVoiceByName(voice.encode())
-        self.lib.espeak_SetParameter(1, wpm, 0)    # espeakRATE
-        self.lib.espeak_SetParameter(3, pitch, 0)  # espeakPITCH
-        self._chunks = []
-        raw = text.encode("utf-8")
-        self.lib.espeak_Synth(raw, len(raw) + 1, 0, 0, 0, 1, None, None)
-        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-        return audio
-
-
 def synth_clip(text: str, voice: str, out: Path, *, wpm: int = 160, pitch: int = 50,
                noise: float = 0.0, rng: np.random.Generator | None = None) -> int:
     """Speak `text` into a 16 kHz mono PCM16 wav at `out`; returns its size in bytes."""
-    es = _Espeak.get()
-    pcm = es.say(text, voice, wpm, pitch).astype(np.float32) / 32768.0
-    audio = soxr.resample(pcm, es.rate, 16000)
+    pcm, rate = speak(text, voice, wpm, pitch)
+    audio = soxr.resample(pcm, rate, 16000)
     if noise > 0:
         rng = rng or np.random.default_rng(0)
         audio = audio + rng.normal(0, noise, audio.shape).astype(np.float32)
