@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.decode import FAST_BEAM_THRESHOLD, FAST_TOKEN_MIN_LOGP, Decoder, greedy_decode
+from pipeline.decode import PYCTCDECODE_LIKE, WIDE, Decoder, greedy_decode
 from tests.lm.conftest import ALPHABET, emissions
 
 
@@ -28,13 +28,14 @@ def test_empty_and_all_blank_inputs(small_lm: dict) -> None:
         assert dec.decode_batch([]) == []
 
 
-@pytest.mark.parametrize("fast", [False, True])
-def test_lm_fixes_what_greedy_gets_wrong(small_lm: dict, fast: bool) -> None:
+@pytest.mark.parametrize("pruning", ["default", "wide", "pyctcdecode"])
+def test_lm_fixes_what_greedy_gets_wrong(small_lm: dict, pruning: str) -> None:
     text = "le chat mange le fromage"
     # "chat" -> "chot" and "fromage" -> "fromoge" for greedy
     probs = emissions(text, confusions={5: ("o", 0.5), 21: ("o", 0.5)})
     assert greedy_decode(probs, ALPHABET) == "le chot mange le fromoge"
-    kw = {"beam_threshold": FAST_BEAM_THRESHOLD, "token_min_logp": FAST_TOKEN_MIN_LOGP} if fast else {}
+    kw = {"wide": {"pruning": WIDE, "rescue": None},
+          "pyctcdecode": {"pruning": PYCTCDECODE_LIKE, "rescue": None}}.get(pruning, {})
     dec = Decoder(ALPHABET, small_lm["scorer"], 0.93, 1.18, beam_width=64, **kw)
     assert dec.decode(probs) == text
     no_lm = Decoder(ALPHABET, None, 0.0, 0.0, beam_width=64)
