@@ -14,7 +14,7 @@ Without a scorer the beam search is lexicon-free with no LM (a plain CTC prefix 
 Speed (docs/language-model.md, benchmarks/decode_speed.py). Before the search, each run of frames
 that one class dominates (p >= 0.999: blank runs between characters and in silence, repeated
 spike frames) is merged into one frame: CTC's meaning is kept (a blank still separates a repeated
-character) and a third to a half of a trained model's frames go. Then two passes:
+character) and 20-45 % of the frames go. Then two passes:
 1. `FAST`: hypotheses within 10 nats of the best; per frame the 6 best characters, and only those
    within 10 nats of the frame's best (the blank and the repeat are always tried).
 2. When the fast result explains the audio much worse than the frame-wise best path does (its
