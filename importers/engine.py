@@ -41,7 +41,8 @@ from importers.base import (
     rejection_from_row,
 )
 from pipeline import audio
-from pipeline.fsutil import atomic_write, write_json
+from pipeline.faults import crashpoint
+from pipeline.fsutil import atomic_write, disk_full_error, is_disk_full, remove_stale_temps, write_json
 from pipeline.progress import Progress
 from pipeline.text.normalize import TextRules, normalize_text, rules_for
 
@@ -95,23 +96,28 @@ def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
     out = settings.corpus_dir / row.wav_rel
     existing = audio.is_target_wav(out)
     pcm = None
+    too_long = ""
     if existing is not None:
         duration = existing.duration
     else:
         try:
-            samples, rate, _ = audio.decode(src)  # from the path: faster than a BytesIO
+            # from the path: faster than a BytesIO; bounded: an hour-long file is not read whole
+            samples, rate, _ = audio.decode(src, max_seconds=settings.max_duration)
+        except audio.AudioTooLong as exc:
+            duration, too_long = exc.duration, "" if exc.exact else str(exc)
         except audio.AudioError as exc:
             reason = EMPTY_FILE if "no audio samples" in str(exc) else UNREADABLE_AUDIO
             return rejection_from_row(row, reason, str(exc), normalized)
-        duration = samples.size / rate
+        else:
+            duration = samples.size / rate
     if norm.text is None:
         return rejection_from_row(row, norm.reason or "invalid_transcript", norm.detail, normalized,
                                   duration)
     if duration < settings.min_duration:
         return rejection_from_row(row, TOO_SHORT, f"{duration:.2f}s < MIN_DURATION "
                                   f"{settings.min_duration:g}s", normalized, duration)
-    if duration > settings.max_duration:
-        return rejection_from_row(row, TOO_LONG, f"{duration:.2f}s > MAX_DURATION "
+    if too_long or duration > settings.max_duration:
+        return rejection_from_row(row, TOO_LONG, f"{too_long or f'{duration:.2f}s'} > MAX_DURATION "
                                   f"{settings.max_duration:g}s", normalized, duration)
     if not ctc_feasible(norm.text, duration):
         return rejection_from_row(row, CTC_INFEASIBLE, f"{len(norm.text)} characters in "
@@ -119,6 +125,7 @@ def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
                                   normalized, duration)
     if existing is None:
         pcm = audio.to_16k_pcm16(samples, rate)
+        crashpoint("import.convert")
         audio.write_wav(out, pcm)
     return Sample(key=row.key, wav_rel=row.wav_rel, wav_filesize=out.stat().st_size,
                   transcript=norm.text, duration=duration, speaker=row.speaker, split=row.split,
@@ -320,6 +327,9 @@ def prepare_wavs_dir(corpus_dir: Path, identity: dict[str, Any]) -> None:
         shutil.rmtree(wavs, ignore_errors=True)
         wavs.mkdir(parents=True, exist_ok=True)
         write_json(marker, identity)
+    else:
+        # temp files of workers killed mid-write (crash, disk full): garbage that takes space
+        remove_stale_temps(wavs, recursive=True)
 
 
 def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
@@ -351,7 +361,12 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
     settings = RowSettings(corpus_dir=corpus_dir,
                            rules=rules_for(ctx.pack, cfg.data.english_compatible),
                            min_duration=cfg.data.min_duration, max_duration=cfg.data.max_duration)
-    results = run_rows(unique_rows, settings, _workers(cfg.general.workers), f"import {key}")
+    try:
+        results = run_rows(unique_rows, settings, _workers(cfg.general.workers), f"import {key}")
+    except OSError as exc:  # raised in a pool worker: name the directory being filled
+        if is_disk_full(exc):
+            raise disk_full_error(exc, corpus_dir / "wavs") from None
+        raise
     samples: list[Sample] = []
     seen_hash: dict[str, str] = {}
     for res in results:
