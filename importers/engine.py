@@ -42,7 +42,7 @@ from importers.base import (
 )
 from pipeline import audio
 from pipeline.faults import crashpoint
-from pipeline.fsutil import atomic_write, disk_full_error, is_disk_full, remove_stale_temps, write_json
+from pipeline.fsutil import atomic_write, write_json
 from pipeline.progress import Progress
 from pipeline.text.normalize import TextRules, normalize_text, rules_for
 
@@ -125,7 +125,6 @@ def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
                                   normalized, duration)
     if existing is None:
         pcm = audio.to_16k_pcm16(samples, rate)
-        crashpoint("import.convert")
         audio.write_wav(out, pcm)
     return Sample(key=row.key, wav_rel=row.wav_rel, wav_filesize=out.stat().st_size,
                   transcript=norm.text, duration=duration, speaker=row.speaker, split=row.split,
@@ -145,6 +144,7 @@ def run_rows(rows: Sequence[SourceRow], settings: RowSettings, workers: int,
         if workers <= 1 or len(rows) < 8:
             for t in tasks:
                 results.append(_process_star(t))
+                crashpoint("import.convert")  # after each converted clip (`:n` = after n clips)
                 prog.update()
             return results
         # fork: workers inherit the imported modules (fast start); they read nothing global.
@@ -153,6 +153,7 @@ def run_rows(rows: Sequence[SourceRow], settings: RowSettings, workers: int,
         with ctx.Pool(workers) as pool:
             for res in pool.imap(_process_star, tasks, chunksize=chunk):
                 results.append(res)
+                crashpoint("import.convert")
                 prog.update()
     return results
 
@@ -328,6 +329,8 @@ def prepare_wavs_dir(corpus_dir: Path, identity: dict[str, Any]) -> None:
         wavs.mkdir(parents=True, exist_ok=True)
         write_json(marker, identity)
     else:
+        from pipeline.fsutil import remove_stale_temps
+
         # temp files of workers killed mid-write (crash, disk full): garbage that takes space
         remove_stale_temps(wavs, recursive=True)
 
@@ -364,6 +367,8 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
     try:
         results = run_rows(unique_rows, settings, _workers(cfg.general.workers), f"import {key}")
     except OSError as exc:  # raised in a pool worker: name the directory being filled
+        from pipeline.fsutil import disk_full_error, is_disk_full
+
         if is_disk_full(exc):
             raise disk_full_error(exc, corpus_dir / "wavs") from None
         raise

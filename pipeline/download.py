@@ -34,15 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import (
-    ChecksumMismatch,
-    ConfigError,
-    DiskFullError,
-    DownloadError,
-    MissingInputError,
-    UnsafeArchiveError,
-)
-from pipeline.fsutil import atomic_dir, disk_full_error, write_json
+from pipeline.errors import ChecksumMismatch, DownloadError, MissingInputError, UnsafeArchiveError
+from pipeline.fsutil import atomic_dir, write_json
 from pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -86,6 +79,8 @@ def url_allowed(url: str) -> bool:
 def check_url(url: str, source: str = "") -> None:
     """Raise ConfigError naming `source` (where the URL came from) unless `url_allowed`."""
     if not url_allowed(url):
+        from pipeline.errors import ConfigError
+
         where = f" (from {source})" if source else ""
         raise ConfigError(f"download URL {redact_url(url)!r}{where} is not allowed: only https:// "
                           f"URLs are downloaded (plain http only from 127.0.0.1 for tests); fix the URL "
@@ -162,31 +157,24 @@ def download(url: str, dest: Path, checksum: str = "", *, retries: int = 5, back
             where = f" ({source})" if source else ""
             raise DownloadError(f"{exc}. Fix the URL{where}, or download the file by hand and put it "
                                 f"at {dest}") from None
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # retrying cannot help
-                raise disk_full_error(exc, dest.parent) from None
-            attempt = _next_attempt(attempt, retries, url, part, exc, backoff_s)
-        except (requests.RequestException, _Retry) as exc:
-            attempt = _next_attempt(attempt, retries, url, part, exc, backoff_s)
+        except (requests.RequestException, OSError, _Retry) as exc:
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                from pipeline.fsutil import disk_full_error
+
+                raise disk_full_error(exc, dest.parent) from None  # retrying cannot help
+            attempt += 1
+            if attempt > retries:
+                raise DownloadError(
+                    f"download of {redact_url(url)} failed after {retries} retries ({exc}); the partial "
+                    f"file {part} is kept and the next run resumes it. Check the network or the URL in "
+                    f"the language pack.") from None
+            wait = backoff_s * (2 ** (attempt - 1))
+            log.warning("download of %s interrupted (%s); retry %d/%d in %.0fs", redact_url(url), exc,
+                        attempt, retries, wait)
+            time.sleep(wait)
     os.replace(part, dest)
     _verify_or_set_aside(dest, checksum, url)
     return dest
-
-
-def _next_attempt(attempt: int, retries: int, url: str, part: Path, exc: BaseException,
-                  backoff_s: float) -> int:
-    """Count a failed attempt: sleep before the next one, or raise when retries are used up."""
-    attempt += 1
-    if attempt > retries:
-        raise DownloadError(
-            f"download of {redact_url(url)} failed after {retries} retries ({exc}); the partial file "
-            f"{part} is kept and the next run resumes it. Check the network or the URL in "
-            f"the language pack.") from None
-    wait = backoff_s * (2 ** (attempt - 1))
-    log.warning("download of %s interrupted (%s); retry %d/%d in %.0fs", redact_url(url), exc,
-                attempt, retries, wait)
-    time.sleep(wait)
-    return attempt
 
 
 class _Retry(Exception):
@@ -309,6 +297,8 @@ class _SizeGuard:
                 f"{self.limit / (1 << 20):.0f} MiB): a decompression bomb or a damaged archive; refusing "
                 f"to extract it. Replace it with the genuine corpus archive")
         if self.total > self.free:
+            from pipeline.errors import DiskFullError
+
             raise DiskFullError(
                 f"{self.archive} unpacks to more than {self.total / (1 << 30):.2f} GiB but only "
                 f"{self.free / (1 << 30):.2f} GiB are free in {self.dest.parent}; free space there (or "

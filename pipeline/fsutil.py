@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from pipeline.errors import DiskFullError, LockedError
+from pipeline.errors import LockedError
 
 TMP_MARK = ".tmp-"
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -28,8 +28,10 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
 
 
-def disk_full_error(exc: OSError, directory: Path) -> DiskFullError:
-    """The user-facing error for ENOSPC/EDQUOT while writing into `directory`."""
+def disk_full_error(exc: OSError, directory: Path) -> Exception:
+    """The user-facing error (a DiskFullError) for ENOSPC/EDQUOT while writing into `directory`."""
+    from pipeline.errors import DiskFullError
+
     try:
         free = f"{shutil.disk_usage(directory).free / (1 << 20):.1f} MiB free now"
     except OSError:

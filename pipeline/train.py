@@ -276,7 +276,20 @@ class Trainer:
                  else "random initialization")
         return state
 
+    def _check_finite_weights(self, state: dict[str, Any]) -> None:
+        """Never write a checkpoint with NaN/inf weights: a resume or an export would inherit them."""
+        import tensorflow as tf
+
+        bad = [v.name for v in self.model.weight_list() if not bool(tf.reduce_all(tf.math.is_finite(v)))]
+        if bad:
+            raise PipelineError(
+                f"training stopped at epoch {state['epoch'] + 1}, global step {state['global_step']}: "
+                f"the weights {', '.join(bad)} are not finite; no checkpoint was written, the last one in "
+                f"{self.paths.train_checkpoint_dir} is intact. Lower LEARNING_RATE (now "
+                f"{self._lr(state):g}) and rerun to resume from it")
+
     def _save(self, state: dict[str, Any]) -> None:
+        self._check_finite_weights(state)
         self.state_var.assign(json.dumps(state))
         path = self.manager.save(checkpoint_number=state["global_step"])
         if self.dist.is_chief:
@@ -285,6 +298,7 @@ class Trainer:
     def _save_best(self, state: dict[str, Any], dev_loss: float | None) -> None:
         import tensorflow as tf
 
+        self._check_finite_weights(state)
         best = tf.train.Checkpoint(model=self.model)
         if not self.dist.is_chief:
             tmp = self.paths.tmp / f"best_worker{self.dist.worker}"
@@ -408,8 +422,12 @@ class Trainer:
                 if finite < 1.0 or not math.isfinite(loss_sum):
                     state["nonfinite_total"] += 1
                     consecutive_bad += 1
-                    log.warning("epoch %d batch %d: non-finite loss or gradient, batch skipped (%d so far)",
-                                epoch + 1, step + 1, state["nonfinite_total"])
+                    clips = [Path(self.train_set.paths[i]).name for r in range(self.dist.replicas)
+                             for i in plan[step * self.dist.replicas + r]]
+                    log.warning("epoch %d batch %d: non-finite loss or gradient, batch skipped, weights "
+                                "unchanged (%d so far); clips: %s%s", epoch + 1, step + 1,
+                                state["nonfinite_total"], ", ".join(clips[:8]),
+                                f" and {len(clips) - 8} more" if len(clips) > 8 else "")
                     if consecutive_bad >= self.tc.nonfinite_limit:
                         self._save(state)
                         raise PipelineError(

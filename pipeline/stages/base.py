@@ -22,7 +22,7 @@ from typing import Any
 
 from pipeline.config import Config, format_value
 from pipeline.errors import MissingInputError, PipelineError, StageNotAvailable
-from pipeline.fsutil import disk_full_error, is_disk_full, remove_stale_temps, write_json
+from pipeline.fsutil import remove_stale_temps, write_json
 from pipeline.langs import LanguagePack, load_pack
 from pipeline.logs import format_duration
 from pipeline.paths import Paths
@@ -240,6 +240,8 @@ def execute(items: Sequence[PlanItem], cfg: Config, paths: Paths) -> None:
             log.error("%s failed after %s", tag, format_duration(time.monotonic() - start))
             raise
         except OSError as exc:
+            from pipeline.fsutil import disk_full_error, is_disk_full
+
             if not is_disk_full(exc):
                 raise
             # a write the stage did not translate itself: name the file's directory if known, else
