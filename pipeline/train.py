@@ -289,7 +289,6 @@ class Trainer:
                 f"{self._lr(state):g}) and rerun to resume from it")
 
     def _save(self, state: dict[str, Any]) -> None:
-        self._check_finite_weights(state)
         self.state_var.assign(json.dumps(state))
         path = self.manager.save(checkpoint_number=state["global_step"])
         if self.dist.is_chief:
@@ -447,6 +446,7 @@ class Trainer:
                 if self.dist.workers == 1 and time.monotonic() - last_save >= self.tc.checkpoint_secs \
                         and state["step_in_epoch"] < steps:
                     state["elapsed_s"] = elapsed0 + time.monotonic() - t_start
+                    self._check_finite_weights(state)
                     self._save(state)
                     last_save = time.monotonic()
         return state
@@ -470,6 +470,7 @@ class Trainer:
     def _end_epoch(self, state: dict[str, Any], t_start: float, elapsed0: float) -> dict[str, Any]:
 
         tc = self.tc
+        self._check_finite_weights(state)  # before best_dev/ and the epoch checkpoint are written
         epoch = state["epoch"] + 1
         train_loss = state["epoch_loss_sum"] / state["epoch_count"] if state["epoch_count"] else None
         dev = self.dev_loss()
