@@ -185,13 +185,20 @@ class _Fatal(Exception):
     pass
 
 
+def _refuse_insecure_redirect(resp: Any, *args: Any, **kwargs: Any) -> None:
+    """requests response hook (runs for every hop, before the redirect is followed)."""
+    if resp.is_redirect:
+        target = urllib.parse.urljoin(resp.url, resp.headers.get("Location", ""))
+        if not url_allowed(target):
+            raise _Fatal(f"{redact_url(resp.url)} redirects to {redact_url(target)}, which is not https")
+
+
 def _fetch_once(sess: Any, url: str, part: Path, timeout_s: float) -> bool:
     """One request; appends to `part`. Returns True when the file is complete."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
-    with sess.get(url, headers=headers, stream=True, timeout=timeout_s) as resp:
-        if resp.url and not url_allowed(resp.url):
-            raise _Fatal(f"{redact_url(url)} redirected to {redact_url(resp.url)}, which is not https")
+    with sess.get(url, headers=headers, stream=True, timeout=timeout_s,
+                  hooks={"response": _refuse_insecure_redirect}) as resp:
         if resp.status_code == 416 and have:
             # Range not satisfiable: the partial file is already complete (or bigger): start over
             # only if the server says the size differs.
@@ -292,17 +299,21 @@ class _SizeGuard:
         self.total += max(size, 0)
         if self.total > self.limit:
             raise UnsafeArchiveError(
-                f"{self.archive}: unpacks to more than {self.total / (1 << 20):.0f} MiB from "
-                f"{self.packed / (1 << 20):.1f} MiB (over {self.max_ratio:g}:1; the limit applies above "
-                f"{self.limit / (1 << 20):.0f} MiB): a decompression bomb or a damaged archive; refusing "
-                f"to extract it. Replace it with the genuine corpus archive")
+                f"{self.archive}: unpacks to more than {_size(self.total)} from {_size(self.packed)} "
+                f"(over {self.max_ratio:g}:1; the limit applies above {_size(self.limit)}): a "
+                f"decompression bomb or a damaged archive; refusing to extract it. Replace it with the "
+                f"genuine corpus archive")
         if self.total > self.free:
             from pipeline.errors import DiskFullError
 
             raise DiskFullError(
-                f"{self.archive} unpacks to more than {self.total / (1 << 30):.2f} GiB but only "
-                f"{self.free / (1 << 30):.2f} GiB are free in {self.dest.parent}; free space there (or "
-                f"move the data dir to a bigger disk) and rerun. Nothing was extracted.")
+                f"{self.archive} unpacks to more than {_size(self.total)} but only {_size(self.free)} "
+                f"are free in {self.dest.parent}; free space there (or move the data dir to a bigger "
+                f"disk) and rerun. Nothing was extracted.")
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 30):.2f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.1f} MiB"
 
 
 def extract(archive: Path, dest: Path, identity: dict[str, Any] | None = None,
