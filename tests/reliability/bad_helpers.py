@@ -159,11 +159,12 @@ class ScriptedServer:
             def do_GET(self) -> None:  # noqa: N802
                 rng = self.headers.get("Range")
                 outer.requests.append((self.path, rng, self.headers.get("Authorization")))
-                if self.path in outer.redirect:
-                    return self._empty(302, {"Location": outer.redirect[self.path]})
-                if self.path in outer.status:
-                    return self._empty(outer.status[self.path])
-                data = outer.files.get(self.path)
+                path = self.path.split("?")[0]
+                if path in outer.redirect:
+                    return self._empty(302, {"Location": outer.redirect[path]})
+                if path in outer.status:
+                    return self._empty(outer.status[path])
+                data = outer.files.get(path)
                 if data is None:
                     return self._empty(404)
                 start = int(rng.split("=")[1].split("-")[0]) if rng else 0
@@ -173,8 +174,8 @@ class ScriptedServer:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if outer.cut.get(self.path, 0) > 0:
-                    outer.cut[self.path] -= 1
+                if outer.cut.get(path, 0) > 0:
+                    outer.cut[path] -= 1
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     self.close_connection = True
