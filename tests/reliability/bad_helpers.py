@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "importers"))  # imp_fixtures (archive builders), imp_synth
 
-from imp_fixtures import Clip, clip_bytes  # noqa: E402
+from imp_fixtures import Clip, clip_bytes  # noqa: E402,F401  (re-exported)
 
 from tests.helpers import run_cli  # noqa: E402,F401  (re-exported)
 
