@@ -7,6 +7,7 @@ listed deterministically), so two runs with the same inputs and seed produce ide
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -16,7 +17,9 @@ import os
 import shutil
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +138,24 @@ def _process_star(args: tuple[SourceRow, RowSettings]) -> Sample | Rejection:
     return process_row(*args)
 
 
+@contextlib.contextmanager
+def _worker_pool(workers: int, ctx: Any) -> Iterator[ProcessPoolExecutor]:
+    """A process pool that stops cleanly when the caller's loop raises (disk full, a fault).
+
+    Not `multiprocessing.Pool`: its terminate() can hang for ever when an exception leaves an
+    `imap` loop while the task feeder is mid-put (seen about 1 run in 10 on a full disk), and it
+    hangs too when a worker is killed. Here pending chunks are cancelled, running ones finish
+    (a chunk is a few clips), and a killed worker raises BrokenProcessPool.
+    """
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
 def run_rows(rows: Sequence[SourceRow], settings: RowSettings, workers: int,
              label: str = "convert") -> list[Sample | Rejection]:
     """`process_row` over `rows` in a process pool; results in input order."""
@@ -150,8 +171,8 @@ def run_rows(rows: Sequence[SourceRow], settings: RowSettings, workers: int,
         # fork: workers inherit the imported modules (fast start); they read nothing global.
         ctx = multiprocessing.get_context("fork")
         chunk = max(1, min(32, len(rows) // (workers * 8)))
-        with ctx.Pool(workers) as pool:
-            for res in pool.imap(_process_star, tasks, chunksize=chunk):
+        with _worker_pool(workers, ctx) as pool:
+            for res in pool.map(_process_star, tasks, chunksize=chunk):
                 results.append(res)
                 crashpoint("import.convert")
                 prog.update()
@@ -372,6 +393,11 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
         if is_disk_full(exc):
             raise disk_full_error(exc, corpus_dir / "wavs") from None
         raise
+    except BrokenProcessPool:
+        from pipeline.errors import PipelineError
+
+        raise PipelineError(f"a worker converting {key} clips died (killed by the system, e.g. out of "
+                            f"memory: lower WORKERS); rerun to continue, converted clips are kept") from None
     samples: list[Sample] = []
     seen_hash: dict[str, str] = {}
     for res in results:
