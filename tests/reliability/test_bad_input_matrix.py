@@ -387,12 +387,12 @@ def _poisoned_trainer(cfg, paths, poison: set[int]):  # noqa: ANN001, ANN202
     class Poisoned(Trainer):
         calls = 0
 
-        def train_step(self, batch, element_spec):  # noqa: ANN001, ANN202
+        def train_step(self, batch, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
             Poisoned.calls += 1
             if Poisoned.calls in poison:
                 feats, flen, labels, llen = batch
                 batch = (feats * float("nan"), flen, labels, llen)
-            return super().train_step(batch, element_spec)
+            return super().train_step(batch, *args, **kwargs)
 
     return Poisoned(cfg, paths, train_csvs(cfg, paths, "train"), train_csvs(cfg, paths, "dev"))
 
