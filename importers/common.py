@@ -34,8 +34,8 @@ def fetch(ctx: ImportContext, key: str, url: str, archive_name: str, checksum: s
     if not url:
         raise MissingInputError(f"{dest} not found and [corpus.{key}] has no url; put the archive "
                                 f"there")
-    log.info("downloading %s -> %s", url, dest)
-    return dl.download(url, dest, checksum)
+    log.info("downloading %s -> %s", dl.redact_url(url), dest)
+    return dl.download(url, dest, checksum, source=f"language pack {ctx.pack.code} [corpus.{key}] url")
 
 
 def extract_source(archive: Path, ctx: ImportContext, key: str) -> Path:
@@ -47,8 +47,15 @@ def decode_lines(data: bytes, name: str) -> tuple[list[tuple[int, str]], list[Re
     """Split bytes into (line number, text) pairs; lines that are not UTF-8 become rejections."""
     lines: list[tuple[int, str]] = []
     bad: list[Rejection] = []
-    if data.startswith(b"\xef\xbb\xbf"):
+    if data.startswith(b"\xef\xbb\xbf"):  # UTF-8 BOM (Excel, Notepad)
         data = data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with BOM (Excel "Unicode text")
+        try:
+            data = data.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError as exc:
+            return [], [Rejection(key=f"{name}:1", reason=BAD_ROW, origin=f"{name}:1",
+                                  detail=f"{name} starts with a UTF-16 byte-order mark but is not "
+                                         f"valid UTF-16 ({exc.reason}); save it as UTF-8")]
     for i, raw in enumerate(data.split(b"\n"), 1):
         raw = raw.rstrip(b"\r")
         if not raw.strip():
@@ -57,7 +64,8 @@ def decode_lines(data: bytes, name: str) -> tuple[list[tuple[int, str]], list[Re
             lines.append((i, raw.decode("utf-8")))
         except UnicodeDecodeError as exc:
             bad.append(Rejection(key=f"{name}:{i}", reason=BAD_ROW,
-                                 detail=f"line is not UTF-8 (byte {exc.start})",
+                                 detail=f"line is not UTF-8 (byte {exc.start}); save {name} as "
+                                        f"UTF-8",
                                  transcript=raw.decode("utf-8", "replace"), origin=f"{name}:{i}"))
     return lines, bad
 

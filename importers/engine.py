@@ -7,6 +7,7 @@ listed deterministically), so two runs with the same inputs and seed produce ide
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -16,7 +17,9 @@ import os
 import shutil
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ from importers.base import (
     rejection_from_row,
 )
 from pipeline import audio
+from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_write, write_json
 from pipeline.progress import Progress
 from pipeline.text.normalize import TextRules, normalize_text, rules_for
@@ -95,23 +99,28 @@ def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
     out = settings.corpus_dir / row.wav_rel
     existing = audio.is_target_wav(out)
     pcm = None
+    too_long = ""
     if existing is not None:
         duration = existing.duration
     else:
         try:
-            samples, rate, _ = audio.decode(src)  # from the path: faster than a BytesIO
+            # from the path: faster than a BytesIO; bounded: an hour-long file is not read whole
+            samples, rate, _ = audio.decode(src, max_seconds=settings.max_duration)
+        except audio.AudioTooLong as exc:
+            duration, too_long = exc.duration, "" if exc.exact else str(exc)
         except audio.AudioError as exc:
             reason = EMPTY_FILE if "no audio samples" in str(exc) else UNREADABLE_AUDIO
             return rejection_from_row(row, reason, str(exc), normalized)
-        duration = samples.size / rate
+        else:
+            duration = samples.size / rate
     if norm.text is None:
         return rejection_from_row(row, norm.reason or "invalid_transcript", norm.detail, normalized,
                                   duration)
     if duration < settings.min_duration:
         return rejection_from_row(row, TOO_SHORT, f"{duration:.2f}s < MIN_DURATION "
                                   f"{settings.min_duration:g}s", normalized, duration)
-    if duration > settings.max_duration:
-        return rejection_from_row(row, TOO_LONG, f"{duration:.2f}s > MAX_DURATION "
+    if too_long or duration > settings.max_duration:
+        return rejection_from_row(row, TOO_LONG, f"{too_long or f'{duration:.2f}s'} > MAX_DURATION "
                                   f"{settings.max_duration:g}s", normalized, duration)
     if not ctc_feasible(norm.text, duration):
         return rejection_from_row(row, CTC_INFEASIBLE, f"{len(norm.text)} characters in "
@@ -129,6 +138,24 @@ def _process_star(args: tuple[SourceRow, RowSettings]) -> Sample | Rejection:
     return process_row(*args)
 
 
+@contextlib.contextmanager
+def _worker_pool(workers: int, ctx: Any) -> Iterator[ProcessPoolExecutor]:
+    """A process pool that stops cleanly when the caller's loop raises (disk full, a fault).
+
+    Not `multiprocessing.Pool`: its terminate() can hang for ever when an exception leaves an
+    `imap` loop while the task feeder is mid-put (seen about 1 run in 10 on a full disk), and it
+    hangs too when a worker is killed. Here pending chunks are cancelled, running ones finish
+    (a chunk is a few clips), and a killed worker raises BrokenProcessPool.
+    """
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
 def run_rows(rows: Sequence[SourceRow], settings: RowSettings, workers: int,
              label: str = "convert") -> list[Sample | Rejection]:
     """`process_row` over `rows` in a process pool; results in input order."""
@@ -138,14 +165,16 @@ def run_rows(rows: Sequence[SourceRow], settings: RowSettings, workers: int,
         if workers <= 1 or len(rows) < 8:
             for t in tasks:
                 results.append(_process_star(t))
+                crashpoint("import.convert")  # after each converted clip (`:n` = after n clips)
                 prog.update()
             return results
         # fork: workers inherit the imported modules (fast start); they read nothing global.
         ctx = multiprocessing.get_context("fork")
         chunk = max(1, min(32, len(rows) // (workers * 8)))
-        with ctx.Pool(workers) as pool:
-            for res in pool.imap(_process_star, tasks, chunksize=chunk):
+        with _worker_pool(workers, ctx) as pool:
+            for res in pool.map(_process_star, tasks, chunksize=chunk):
                 results.append(res)
+                crashpoint("import.convert")
                 prog.update()
     return results
 
@@ -320,6 +349,11 @@ def prepare_wavs_dir(corpus_dir: Path, identity: dict[str, Any]) -> None:
         shutil.rmtree(wavs, ignore_errors=True)
         wavs.mkdir(parents=True, exist_ok=True)
         write_json(marker, identity)
+    else:
+        from pipeline.fsutil import remove_stale_temps
+
+        # temp files of workers killed mid-write (crash, disk full): garbage that takes space
+        remove_stale_temps(wavs, recursive=True)
 
 
 def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
@@ -351,7 +385,19 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
     settings = RowSettings(corpus_dir=corpus_dir,
                            rules=rules_for(ctx.pack, cfg.data.english_compatible),
                            min_duration=cfg.data.min_duration, max_duration=cfg.data.max_duration)
-    results = run_rows(unique_rows, settings, _workers(cfg.general.workers), f"import {key}")
+    try:
+        results = run_rows(unique_rows, settings, _workers(cfg.general.workers), f"import {key}")
+    except OSError as exc:  # raised in a pool worker: name the directory being filled
+        from pipeline.fsutil import disk_full_error, is_disk_full
+
+        if is_disk_full(exc):
+            raise disk_full_error(exc, corpus_dir / "wavs") from None
+        raise
+    except BrokenProcessPool:
+        from pipeline.errors import PipelineError
+
+        raise PipelineError(f"a worker converting {key} clips died (killed by the system, e.g. out of "
+                            f"memory: lower WORKERS); rerun to continue, converted clips are kept") from None
     samples: list[Sample] = []
     seen_hash: dict[str, str] = {}
     for res in results:

@@ -39,19 +39,88 @@ class AudioError(Exception):
     """A clip cannot be decoded (corrupt, unsupported, empty). Carries a short reason."""
 
 
-def decode(path: str | os.PathLike[str] | BinaryIO) -> tuple[np.ndarray, int, int]:
+class AudioTooLong(AudioError):
+    """The clip is longer than the `max_seconds` given to `decode` (nothing beyond it was read)."""
+
+    def __init__(self, duration: float, exact: bool):
+        super().__init__(f"{duration:.2f}s long" if exact else f"longer than {duration:.2f}s")
+        self.duration = duration  # the header's length, or where reading stopped
+        self.exact = exact
+
+
+# A clip is truncated when less than this share of the length its header promises decodes (and at
+# least TRUNCATED_MIN_S is missing): encoder delay/padding differ by milliseconds, a cut file by more.
+TRUNCATED_RATIO = 0.9
+TRUNCATED_MIN_S = 0.1
+
+
+def _wav_missing_bytes(path: str) -> tuple[int, int] | None:
+    """(bytes the RIFF `data` chunk declares, bytes present) when a WAV file is cut short, else None.
+    libsndfile silently clamps a cut WAV to what is there; the header still tells the truth."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        while True:
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return None
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                if size in (0, 0xFFFFFFFF):  # streaming writers leave the size open
+                    return None
+                present = os.fstat(fh.fileno()).st_size - fh.tell()
+                return (size, present) if present < size else None
+            fh.seek(size + (size & 1), os.SEEK_CUR)
+
+
+def _mp3_length_is_exact(src: str | BinaryIO) -> bool:
+    """An MP3's frame count is exact only with a Xing/Info/VBRI header; without one libsndfile
+    estimates it from the first frame's bit rate (wrong for VBR speech that starts with silence)."""
+    if not isinstance(src, str):
+        return False
+    with open(src, "rb") as fh:
+        head = fh.read(10)
+        if head[:3] == b"ID3" and len(head) == 10:  # skip the ID3v2 tag (syncsafe size)
+            fh.seek(10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10])))
+        else:
+            fh.seek(0)
+        first = fh.read(4096)
+    return any(tag in first for tag in (b"Xing", b"Info", b"VBRI"))
+
+
+def decode(path: str | os.PathLike[str] | BinaryIO, max_seconds: float | None = None
+           ) -> tuple[np.ndarray, int, int]:
     """Decode a libsndfile-readable file (path or binary file object) to float32 mono samples;
-    returns (samples, rate, channels of the source). Raises AudioError."""
-    src = path if hasattr(path, "read") else os.fspath(path)  # type: ignore[arg-type]
+    returns (samples, rate, channels of the source). Raises AudioError, or AudioTooLong without
+    reading past `max_seconds` (a multi-hour file never lands in memory)."""
+    src: str | BinaryIO = path if hasattr(path, "read") else os.fspath(path)  # type: ignore[assignment,arg-type]
     try:
-        data, rate = sf.read(src, dtype="float32", always_2d=True)
+        with sf.SoundFile(src) as f:
+            rate, channels, declared = int(f.samplerate), int(f.channels), int(f.frames)
+            if f.format == "MP3" and not _mp3_length_is_exact(src):
+                declared = 0  # an estimate: neither "too long" nor "truncated" can rely on it
+            limit = -1 if max_seconds is None else int(max_seconds * rate) + 1
+            if 0 < limit and declared > 2 * limit:  # clearly too long: not even a partial read
+                raise AudioTooLong(declared / rate, True)
+            data = f.read(frames=limit, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         raise AudioError(f"cannot decode: {exc}") from None
-    channels = data.shape[1]
-    if data.shape[0] == 0:
+    got = data.shape[0]
+    if got == 0:
         raise AudioError("no audio samples")
+    if 0 < limit <= got:
+        raise AudioTooLong(max(got, declared) / rate, declared > got)
+    if declared > 0 and got < TRUNCATED_RATIO * declared and declared - got > TRUNCATED_MIN_S * rate:
+        raise AudioError(f"truncated: the header promises {declared / rate:.2f}s, only "
+                         f"{got / rate:.2f}s decodes")
+    if isinstance(src, str):
+        cut = _wav_missing_bytes(src)
+        if cut is not None:
+            raise AudioError(f"truncated: the WAV header declares {cut[0]} bytes of audio, the file "
+                             f"holds {cut[1]}")
     mono = data.mean(axis=1, dtype=np.float32) if channels > 1 else data[:, 0]
-    return mono, int(rate), channels
+    return mono, rate, channels
 
 
 def to_16k_pcm16(samples: np.ndarray, rate: int) -> np.ndarray:

@@ -58,3 +58,7 @@ class StageNotAvailable(PipelineError):
 
 class DataQualityError(PipelineError):
     """Too much of the input was rejected to continue."""
+
+
+class DiskFullError(PipelineError):
+    """The file system holding an output ran out of space (ENOSPC) or quota (EDQUOT)."""

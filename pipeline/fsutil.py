@@ -20,6 +20,27 @@ from typing import IO, Any
 from pipeline.errors import LockedError
 
 TMP_MARK = ".tmp-"
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for "no space left on device" and "disk quota exceeded"."""
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+def disk_full_error(exc: OSError, directory: Path) -> Exception:
+    """The user-facing error (a DiskFullError) for ENOSPC/EDQUOT while writing into `directory`."""
+    from pipeline.errors import DiskFullError
+
+    try:
+        free = f"{shutil.disk_usage(directory).free / (1 << 20):.1f} MiB free now"
+    except OSError:
+        free = "free space unknown"
+    what = "disk quota exceeded" if exc.errno == errno.EDQUOT else "no space left on the device"
+    return DiskFullError(
+        f"{what} while writing into {directory} ({free}). Free space on that file system (or move "
+        f"the data dir to a bigger disk) and rerun the same command: finished stages and files "
+        f"written completely are kept and reused; nothing partial is left under a final name.")
 
 
 def _umask() -> int:
@@ -67,9 +88,11 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w", encoding: str | 
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if is_disk_full(exc):
+            raise disk_full_error(exc, path.parent) from None  # type: ignore[arg-type]
         raise
 
 
@@ -113,16 +136,24 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         _fsync_dir(path.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(exc):
+            raise disk_full_error(exc, path.parent) from None  # type: ignore[arg-type]
         raise
 
 
-def remove_stale_temps(directory: Path) -> int:
-    """Delete leftovers of interrupted atomic writes directly inside `directory`."""
+def remove_stale_temps(directory: Path, recursive: bool = False) -> int:
+    """Delete leftovers of interrupted atomic writes directly inside `directory` (or, with
+    `recursive`, anywhere below it)."""
     count = 0
     if not directory.is_dir():
         return 0
+    if recursive:
+        for sub, dirs, _ in os.walk(directory):
+            dirs[:] = [d for d in dirs if TMP_MARK not in d and ".old-" not in d]
+            count += remove_stale_temps(Path(sub))
+        return count
     for entry in directory.iterdir():
         if entry.name.startswith(".") and (TMP_MARK in entry.name or ".old-" in entry.name):
             if entry.is_dir() and not entry.is_symlink():

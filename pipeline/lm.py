@@ -95,10 +95,10 @@ def download_text(url: str, dest_dir: Path) -> Path:
     dest = dest_dir / name
     if dest.is_file():
         return dest
-    from pipeline.download import download
+    from pipeline.download import download, redact_url
 
-    log.info("downloading LM text %s", url)
-    return Path(download(url, dest))
+    log.info("downloading LM text %s", redact_url(url))
+    return Path(download(url, dest, source="the language pack's lm_text_urls"))
 
 
 @dataclass

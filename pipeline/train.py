@@ -276,6 +276,18 @@ class Trainer:
                  else "random initialization")
         return state
 
+    def _check_finite_weights(self, state: dict[str, Any]) -> None:
+        """Never write a checkpoint with NaN/inf weights: a resume or an export would inherit them."""
+        import tensorflow as tf
+
+        bad = [v.name for v in self.model.weight_list() if not bool(tf.reduce_all(tf.math.is_finite(v)))]
+        if bad:
+            raise PipelineError(
+                f"training stopped at epoch {state['epoch'] + 1}, global step {state['global_step']}: "
+                f"the weights {', '.join(bad)} are not finite; no checkpoint was written, the last one in "
+                f"{self.paths.train_checkpoint_dir} is intact. Lower LEARNING_RATE (now "
+                f"{self._lr(state):g}) and rerun to resume from it")
+
     def _save(self, state: dict[str, Any]) -> None:
         self.state_var.assign(json.dumps(state))
         path = self.manager.save(checkpoint_number=state["global_step"])
@@ -285,6 +297,7 @@ class Trainer:
     def _save_best(self, state: dict[str, Any], dev_loss: float | None) -> None:
         import tensorflow as tf
 
+        self._check_finite_weights(state)
         best = tf.train.Checkpoint(model=self.model)
         if not self.dist.is_chief:
             tmp = self.paths.tmp / f"best_worker{self.dist.worker}"
@@ -408,8 +421,12 @@ class Trainer:
                 if finite < 1.0 or not math.isfinite(loss_sum):
                     state["nonfinite_total"] += 1
                     consecutive_bad += 1
-                    log.warning("epoch %d batch %d: non-finite loss or gradient, batch skipped (%d so far)",
-                                epoch + 1, step + 1, state["nonfinite_total"])
+                    clips = [Path(self.train_set.paths[i]).name for r in range(self.dist.replicas)
+                             for i in plan[step * self.dist.replicas + r]]
+                    log.warning("epoch %d batch %d: non-finite loss or gradient, batch skipped, weights "
+                                "unchanged (%d so far); clips: %s%s", epoch + 1, step + 1,
+                                state["nonfinite_total"], ", ".join(clips[:8]),
+                                f" and {len(clips) - 8} more" if len(clips) > 8 else "")
                     if consecutive_bad >= self.tc.nonfinite_limit:
                         self._save(state)
                         raise PipelineError(
@@ -429,6 +446,7 @@ class Trainer:
                 if self.dist.workers == 1 and time.monotonic() - last_save >= self.tc.checkpoint_secs \
                         and state["step_in_epoch"] < steps:
                     state["elapsed_s"] = elapsed0 + time.monotonic() - t_start
+                    self._check_finite_weights(state)
                     self._save(state)
                     last_save = time.monotonic()
         return state
@@ -452,6 +470,7 @@ class Trainer:
     def _end_epoch(self, state: dict[str, Any], t_start: float, elapsed0: float) -> dict[str, Any]:
 
         tc = self.tc
+        self._check_finite_weights(state)  # before best_dev/ and the epoch checkpoint are written
         epoch = state["epoch"] + 1
         train_loss = state["epoch_loss_sum"] / state["epoch_count"] if state["epoch_count"] else None
         dev = self.dev_loss()

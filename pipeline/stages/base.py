@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -238,6 +239,15 @@ def execute(items: Sequence[PlanItem], cfg: Config, paths: Paths) -> None:
         except PipelineError:
             log.error("%s failed after %s", tag, format_duration(time.monotonic() - start))
             raise
+        except OSError as exc:
+            from pipeline.fsutil import disk_full_error, is_disk_full
+
+            if not is_disk_full(exc):
+                raise
+            # a write the stage did not translate itself: name the file's directory if known, else
+            # the directory that holds the stage's outputs
+            log.error("%s failed after %s", tag, format_duration(time.monotonic() - start))
+            raise disk_full_error(exc, _write_dir(exc, stage, cfg, paths)) from None
         duration = time.monotonic() - start
         outputs = list(stage.produces(cfg, paths))
         absent = [p for p in outputs if not p.exists()]
@@ -249,6 +259,14 @@ def execute(items: Sequence[PlanItem], cfg: Config, paths: Paths) -> None:
             write_marker(paths, stage, cfg, fp, duration, outputs)
         shutil.rmtree(tmp, ignore_errors=True)
         log.info("%s done in %s", tag, format_duration(duration))
+
+
+def _write_dir(exc: OSError, stage: Stage, cfg: Config, paths: Paths) -> Path:
+    if exc.filename:
+        return Path(exc.filename).parent
+    outputs = [str(p) for p in stage.produces(cfg, paths)]
+    common = Path(os.path.commonpath(outputs)) if outputs else paths.root
+    return common if common.is_dir() else common.parent
 
 
 def clean_stale_temps(paths: Paths) -> None:

@@ -80,10 +80,13 @@ def run(ctx: StageContext) -> None:
         if report.kept_ratio < cfg.data.min_kept_ratio:
             top = sorted(((n, r) for r, n in report.reasons.items() if r not in POLICY_REASONS),
                          reverse=True)[:3]
+            # one example of the top reason, so the message itself says what to fix
+            ex = report.examples.get(top[0][1], [{}])[0] if top else {}
+            example = f" (e.g. {ex.get('source')}: {ex.get('detail')})" if ex.get("detail") else ""
             failures.append(
                 f"{key} kept {report.rows_kept} of {report.rows_considered} rows "
                 f"({100 * report.kept_ratio:.1f}% < MIN_KEPT_RATIO={cfg.data.min_kept_ratio:g}); "
-                f"top reasons: {', '.join(f'{r} {n}' for n, r in top) or 'none'}; see "
+                f"top reasons: {', '.join(f'{r} {n}' for n, r in top) or 'none'}{example}; see "
                 f"{paths.corpus_quarantine(key)}")
     n = write_heldout(cfg, paths)
     log.info("held-out sentences (dev+test): %d -> %s", n, paths.heldout_sentences)

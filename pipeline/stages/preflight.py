@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -41,6 +42,7 @@ def check_writable(paths: Paths) -> None:
     except OSError as exc:
         raise DataDirNotWritable(f"cannot create the data dir {paths.root}: {exc.strerror}; {fix}") from None
     bad: list[str] = []
+    read_only = True
     for d in paths.top_level_dirs():
         try:
             d.mkdir(parents=True, exist_ok=True)
@@ -48,6 +50,11 @@ def check_writable(paths: Paths) -> None:
                 pass
         except OSError as exc:
             bad.append(f"{d} ({exc.strerror})")
+            read_only = read_only and exc.errno == errno.EROFS
+    if bad and read_only:  # no chown can help a read-only mount
+        raise DataDirNotWritable(
+            f"the data dir {paths.root} is on a read-only file system; mount it read-write (with "
+            f"Docker: no `readonly` / `:ro` on the bind mount of /mnt)")
     if bad:
         raise DataDirNotWritable(
             f"the data dir is not writable by uid {uid}: {', '.join(bad)}; {fix}")
