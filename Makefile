@@ -8,7 +8,7 @@ DEMO_LANG ?= fr
 DEMO_CLIPS ?= 1500
 PYTEST_ARGS ?=
 
-.PHONY: venv kenlm legacy-runtimes test test-all lint demo clean-demo readme-vars bench container-test
+.PHONY: venv kenlm legacy-runtimes test test-all lint reliability demo clean-demo readme-vars bench container-test
 
 venv: $(VENV)/.installed
 
@@ -38,6 +38,10 @@ test: venv kenlm legacy-runtimes
 
 test-all: venv kenlm legacy-runtimes
 	$(PY) -m pytest $(PYTEST_ARGS) tests
+
+# Issue #8's matrices in full: every crash-resume kill point (most are `slow`), bad inputs, disk full.
+reliability: venv kenlm legacy-runtimes
+	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS) tests/reliability
 
 # The whole pipeline on a synthesized French sample corpus, on CPU, into ./data.
 demo: venv kenlm
