@@ -41,6 +41,7 @@ from importers.base import (
     rejection_from_row,
 )
 from pipeline import audio
+from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_write, write_json
 from pipeline.progress import Progress
 from pipeline.text.normalize import TextRules, normalize_text, rules_for
@@ -138,6 +139,7 @@ def run_rows(rows: Sequence[SourceRow], settings: RowSettings, workers: int,
         if workers <= 1 or len(rows) < 8:
             for t in tasks:
                 results.append(_process_star(t))
+                crashpoint("import.convert")  # after each converted clip (`:n` = after n clips)
                 prog.update()
             return results
         # fork: workers inherit the imported modules (fast start); they read nothing global.
@@ -146,6 +148,7 @@ def run_rows(rows: Sequence[SourceRow], settings: RowSettings, workers: int,
         with ctx.Pool(workers) as pool:
             for res in pool.imap(_process_star, tasks, chunksize=chunk):
                 results.append(res)
+                crashpoint("import.convert")
                 prog.update()
     return results
 
@@ -233,6 +236,7 @@ def write_csv(path: Path, samples: Iterable[Sample]) -> int:
         w.writerow(CSV_HEADER)
         for s in samples:
             w.writerow((s.wav_rel, s.wav_filesize, s.transcript))
+            crashpoint("import.csv_write")  # rows in the temp file, not yet renamed
             n += 1
     return n
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from pipeline.config import Config, format_value
 from pipeline.errors import MissingInputError, PipelineError, StageNotAvailable
+from pipeline.faults import crashpoint
 from pipeline.fsutil import remove_stale_temps, write_json
 from pipeline.langs import LanguagePack, load_pack
 from pipeline.logs import format_duration
@@ -246,6 +247,7 @@ def execute(items: Sequence[PlanItem], cfg: Config, paths: Paths) -> None:
                                 f"{', '.join(_rel(p, paths.root) for p in absent)}")
         if not stage.always_run:
             fp = item.refingerprint() if item.refingerprint else item.fingerprint
+            crashpoint(f"stage.{stage.name}.before_marker")
             write_marker(paths, stage, cfg, fp, duration, outputs)
         shutil.rmtree(tmp, ignore_errors=True)
         log.info("%s done in %s", tag, format_duration(duration))
