@@ -42,7 +42,7 @@ from importers.base import (
 )
 from pipeline import audio
 from pipeline.faults import crashpoint
-from pipeline.fsutil import atomic_write, write_json
+from pipeline.fsutil import atomic_write, remove_stale_temps, write_json
 from pipeline.progress import Progress
 from pipeline.text.normalize import TextRules, normalize_text, rules_for
 
@@ -324,6 +324,8 @@ def prepare_wavs_dir(corpus_dir: Path, identity: dict[str, Any]) -> None:
         shutil.rmtree(wavs, ignore_errors=True)
         wavs.mkdir(parents=True, exist_ok=True)
         write_json(marker, identity)
+    else:
+        remove_stale_temps(wavs)  # wavs whose conversion a crash cut short (never under a final name)
 
 
 def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,

@@ -35,7 +35,7 @@ import numpy as np
 from pipeline.config import Config
 from pipeline.errors import ConfigError, MissingInputError, PipelineError
 from pipeline.faults import crashpoint
-from pipeline.fsutil import atomic_dir, write_json, write_text
+from pipeline.fsutil import atomic_dir, remove_stale_temps, write_json, write_text
 from pipeline.logs import format_duration
 from pipeline.paths import Paths
 from pipeline.text.alphabet import Alphabet
@@ -572,6 +572,7 @@ def run_training(cfg: Config, paths: Paths, *, dist: Distribution | None = None)
             f"no train CSV for the corpora {', '.join(cfg.active_corpora())} under {paths.extracted}; "
             f"run the import stage first (or set CORPORA)")
     done_file(paths).unlink(missing_ok=True)
+    remove_stale_temps(paths.train_checkpoint_dir)  # e.g. train_state.json cut short by a crash
     np.random.seed(cfg.general.random_seed)
     # `docker stop` sends SIGTERM: turn it into the same graceful stop as Ctrl-C (checkpoint first)
     previous = None

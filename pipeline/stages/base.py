@@ -227,6 +227,11 @@ def execute(items: Sequence[PlanItem], cfg: Config, paths: Paths) -> None:
         tmp = paths.stage_tmp(stage.name)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True, exist_ok=True)
+        # Leftovers of this stage's atomic writes cut short by a crash, in the folders its outputs go
+        # to (e.g. a half-extracted corpus in extracted/<corpus>/.source.tmp-*); the top-level
+        # folders are cleaned at every start, these nested ones only here.
+        for d in sorted({p.parent for p in stage.produces(cfg, paths)}):
+            remove_stale_temps(d)
         missing = [p for p in stage.requires(cfg, paths) if not p.exists()]
         if missing:
             raise MissingInputError(

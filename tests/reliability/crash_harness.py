@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,11 @@ def is_volatile(rel: str) -> bool:
 
 
 def is_temp(rel: str) -> bool:
-    """A name that is not final: atomic-write temps, moved-aside dirs, partial downloads, TF temps."""
+    """A name that is not final: atomic-write temps, moved-aside dirs, partial downloads, TF temps,
+    the stages' private temp space (tmp/<stage>/, emptied before the stage runs)."""
     parts = rel.split("/")
+    if parts[0] == "tmp":
+        return True
     if any(p.startswith(".") and any(m in p for m in TEMP_MARKS) for p in parts):
         return True
     return rel.endswith(".part") or any(p.endswith("_temp") for p in parts)
@@ -144,6 +148,7 @@ def make_packs(dest: Path, lm_url: str) -> Path:
 class Run:
     returncode: int
     log: str
+    survivors: list[str]  # processes of the run still alive after it ended (orphaned workers)
 
 
 @dataclass
@@ -172,18 +177,18 @@ class Env:
         log_path = self.root / "logs" / f"{log_name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w", encoding="utf-8") as fh:
-            # Own session: pool workers orphaned by a SIGKILL are found and reported (see below).
+            # Own session: worker processes orphaned by a SIGKILL are found, reported and killed.
             proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                     start_new_session=True)
             try:
                 rc = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                _kill_session(proc.pid)
                 proc.wait()
                 raise AssertionError(f"pipeline run timed out after {timeout}s; log {log_path}") from None
-            finally:
-                _kill_session(proc.pid)
-        return Run(rc, log_path.read_text(encoding="utf-8", errors="replace"))
+            survivors = _session_processes(proc.pid, grace_s=2.0)
+            _kill_session(proc.pid)
+        return Run(rc, log_path.read_text(encoding="utf-8", errors="replace"), survivors)
 
     def restore(self, snapshot: str) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
@@ -197,6 +202,23 @@ def _config_env_names() -> frozenset[str]:
 
 
 _CONFIG_ENV_NAMES = _config_env_names()
+
+
+def _session_processes(sid: int, grace_s: float) -> list[str]:
+    """Command lines of live processes in session `sid`, after giving them `grace_s` to exit."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == sid and fields[0] != "Z":  # fields: state ppid pgrp session
+                    found.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except (OSError, IndexError, ValueError):
+                continue
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 def _kill_session(sid: int) -> None:

@@ -126,6 +126,7 @@ def test_kill_and_rerun(crash_env: Env, kill: Kill) -> None:
         f"DS_PIPELINE_CRASH_AT={kill.point} did not kill the run (rc {killed.returncode}): the point "
         f"was never reached\n{killed.log[-3000:]}")
     assert stage_running(killed.log) == kill.stage, f"killed in the wrong stage\n{killed.log[-3000:]}"
+    assert not killed.survivors, f"processes outlived the killed run: {killed.survivors}"
     at_kill = markers(env.work)
     assert kill.stage not in at_kill, f"the killed stage {kill.stage} has a done-marker"
     problems = check_after_kill(env.work, env.snapshots[kill.start], env.baseline)
@@ -136,6 +137,7 @@ def test_kill_and_rerun(crash_env: Env, kill: Kill) -> None:
 
     rerun = env.run(log_name=f"rerun-{kill.id.replace(':', '@')}")
     assert rerun.returncode == 0, f"the rerun after {kill.point} failed\n{rerun.log[-4000:]}"
+    assert not rerun.survivors, f"processes outlived the rerun: {rerun.survivors}"
     assert at_kill <= skipped_stages(rerun.log), (
         f"stages finished before the kill ({sorted(at_kill)}) were redone\n{rerun.log[-3000:]}")
     assert kill.stage in ran_stages(rerun.log), f"the rerun skipped the killed stage {kill.stage}"
