@@ -103,7 +103,7 @@ def _fail(what: str, problems: list[str], log: str) -> str:
     return f"{what}:\n  " + "\n  ".join(problems[:30]) + f"\n--- log tail ---\n{log[-2500:]}"
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)  # includes building the baseline when it runs first
 def test_uninterrupted_run_is_reproducible(crash_env: Env) -> None:
     """The comparison every kill test relies on: one uninterrupted run of the whole pipeline gives the
     baseline's bytes (which was built stage by stage with --to)."""
@@ -165,3 +165,28 @@ def _check_training_resumed(env: Env, ckpt: str | None, log: str) -> None:
         f"a checkpoint ({ckpt}) existed but the rerun restarted training from scratch\n{log[-3000:]}"
     assert f"resumed from {ckpt}:" in log or f"resumed {ckpt}: all" in log, \
         f"the rerun did not resume from {ckpt}, the checkpoint current at the kill\n{log[-3000:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_kill_twice_in_training(crash_env: Env) -> None:
+    """Killed mid-epoch, and the resumed run killed again: the third run still ends with the
+    uninterrupted run's weights, each rerun resuming from the checkpoint current at its kill."""
+    env = crash_env
+    env.restore("lm")
+    first = env.run(crash_at="train.step:13", log_name="twice-kill1")
+    assert first.returncode == -signal.SIGKILL, first.log[-3000:]
+    ckpt1 = current_train_checkpoint(env.work)
+    assert ckpt1 is not None
+    second = env.run(crash_at="train.step:6", log_name="twice-kill2")
+    assert second.returncode == -signal.SIGKILL, second.log[-3000:]
+    assert f"resumed from {ckpt1}:" in second.log, second.log[-3000:]
+    ckpt2 = current_train_checkpoint(env.work)
+    assert ckpt2 is not None and int(ckpt2.split("-")[1]) >= int(ckpt1.split("-")[1])
+    problems = check_after_kill(env.work, env.snapshots["lm"], env.baseline)
+    assert not problems, _fail("after the second kill", problems, second.log)
+    final = env.run(log_name="twice-rerun")
+    assert final.returncode == 0, final.log[-4000:]
+    problems = check_same_as_baseline(env.work, env.baseline)
+    assert not problems, _fail("after the final rerun", problems, final.log)
+    _check_training_resumed(env, ckpt2, final.log)
