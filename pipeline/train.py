@@ -173,6 +173,7 @@ class Trainer:
         ckpt_dir = paths_for_worker(self.paths.train_checkpoint_dir, dist)
         self.manager = tf.train.CheckpointManager(self.ckpt, str(ckpt_dir), max_to_keep=tc.max_to_keep,
                                                   checkpoint_name="train")
+        remove_unlisted_checkpoints(ckpt_dir, self.manager.checkpoints)
         state = self._restore_or_init(geometry)
         self.opt.inner_optimizer.learning_rate.assign(self._lr(state))
 
@@ -544,6 +545,26 @@ def tb_scalar(name: str, value: float, step: int) -> None:
     meta.plugin_data.plugin_name = "scalars"
     meta.data_class = summary_pb2.DATA_CLASS_SCALAR
     tf.summary.write(name, tf.constant(float(value), tf.float32), step=step, metadata=meta)
+
+
+def remove_unlisted_checkpoints(directory: Path, listed: Sequence[str], name: str = "train") -> int:
+    """Delete `<name>-N.*` files that the `checkpoint` state file does not list: a crash between
+    writing a checkpoint and recording it leaves them, and CheckpointManager only ever deletes the
+    checkpoints it lists (so each such crash would leak a full-size checkpoint). Returns the count."""
+    keep = {Path(p).name for p in listed}
+    removed = 0
+    for p in directory.glob(f"{name}-*") if directory.is_dir() else []:
+        prefix = p.name.split(".", 1)[0]  # train-N (TF's write temp dir train-N_temp never matches)
+        if prefix in keep:
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        log.info("removed %d file(s) of checkpoints a crash left unrecorded in %s", removed, directory)
+    return removed
 
 
 def paths_for_worker(directory: Path, dist: Distribution) -> Path:

@@ -337,6 +337,20 @@ def check_after_kill(data: Path, before: Path, baseline: Path) -> list[str]:
     return problems
 
 
+def check_train_checkpoints(directory: Path) -> list[str]:
+    """Only the checkpoints the state file lists (MAX_TO_KEEP rotates them): one that a crash left
+    unlisted would never be deleted (a full-size file per crash)."""
+    state = directory / "checkpoint"
+    if not state.is_file():
+        return []
+    listed = set(re.findall(r'^all_model_checkpoint_paths: "([^"]+)"', state.read_text(encoding="utf-8"),
+                            re.M))
+    listed = {Path(p).name for p in listed}
+    return [f"checkpoints/train/{p.name}: not a listed checkpoint (leaked)"
+            for p in sorted(directory.iterdir())
+            if p.name.startswith("train-") and re.split(r"[._]", p.name, maxsplit=1)[0] not in listed]
+
+
 def check_best_dev(best: Path, baseline_best: Path) -> list[str]:
     """best_dev/ is absent or one complete checkpoint: the state file names a prefix whose index and
     data exist (data the size of the baseline's: same variables), and best_dev.json agrees."""
@@ -378,6 +392,7 @@ def check_same_as_baseline(data: Path, baseline: Path) -> list[str]:
         if is_temp(rel) or rel.startswith(("logs/", "checkpoints/train/")):
             continue
         problems.append(f"{rel}: extra file after the rerun")
+    problems += check_train_checkpoints(data / "checkpoints" / "train")
     for rel in sorted(set(got) & set(want)):
         if is_volatile(rel):
             why = well_formed(got[rel])

@@ -190,3 +190,18 @@ def test_kill_twice_in_training(crash_env: Env) -> None:
     problems = check_same_as_baseline(env.work, env.baseline)
     assert not problems, _fail("after the final rerun", problems, final.log)
     _check_training_resumed(env, ckpt2, final.log)
+
+
+def test_unrecorded_checkpoints_are_removed(tmp_path) -> None:  # noqa: ANN001
+    """A kill at `train.checkpoint_save` leaves train-N files that `checkpoint` does not list; with
+    time-based mid-epoch saves the rerun may never save step N again, so setup deletes them."""
+    from pipeline.train import remove_unlisted_checkpoints
+
+    for name in ("train-8.index", "train-8.data-00000-of-00001", "train-13.index",
+                 "train-13.data-00000-of-00001", "train_state.json", "checkpoint"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "train-13_temp").mkdir()
+    (tmp_path / "train-13_temp" / "part-00000-of-00001.data-00000-of-00001").write_text("x")
+    assert remove_unlisted_checkpoints(tmp_path, [str(tmp_path / "train-8")]) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint", "train-8.data-00000-of-00001", "train-8.index", "train_state.json"]
