@@ -45,7 +45,7 @@ from importers.base import (
 )
 from pipeline import audio
 from pipeline.faults import crashpoint
-from pipeline.fsutil import atomic_write, write_json
+from pipeline.fsutil import atomic_write, remove_stale_temps, write_json
 from pipeline.progress import Progress
 from pipeline.text.normalize import TextRules, normalize_text, rules_for
 
@@ -262,6 +262,7 @@ def write_csv(path: Path, samples: Iterable[Sample]) -> int:
         w.writerow(CSV_HEADER)
         for s in samples:
             w.writerow((s.wav_rel, s.wav_filesize, s.transcript))
+            crashpoint("import.csv_write")  # rows in the temp file, not yet renamed
             n += 1
     return n
 
@@ -350,9 +351,7 @@ def prepare_wavs_dir(corpus_dir: Path, identity: dict[str, Any]) -> None:
         wavs.mkdir(parents=True, exist_ok=True)
         write_json(marker, identity)
     else:
-        from pipeline.fsutil import remove_stale_temps
-
-        # temp files of workers killed mid-write (crash, disk full): garbage that takes space
+        # temp files of workers killed mid-write (crash, disk full): never under a final name
         remove_stale_temps(wavs, recursive=True)
 
 

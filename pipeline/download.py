@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ChecksumMismatch, DownloadError, MissingInputError, UnsafeArchiveError
+from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_dir, write_json
 from pipeline.progress import Progress
 
@@ -172,6 +173,7 @@ def download(url: str, dest: Path, checksum: str = "", *, retries: int = 5, back
             log.warning("download of %s interrupted (%s); retry %d/%d in %.0fs", redact_url(url), exc,
                         attempt, retries, wait)
             time.sleep(wait)
+    crashpoint("download.before_rename")
     os.replace(part, dest)
     _verify_or_set_aside(dest, checksum, url)
     return dest
@@ -228,6 +230,7 @@ def _fetch_once(sess: Any, url: str, part: Path, timeout_s: float) -> bool:
             prog.update(have)
             for chunk in resp.iter_content(NET_CHUNK):
                 fh.write(chunk)
+                crashpoint("download.chunk")
                 got += len(chunk)
                 prog.update(len(chunk))
         if total is not None and got < total:
@@ -351,8 +354,10 @@ def extract(archive: Path, dest: Path, identity: dict[str, Any] | None = None,
                     tf.extract(m, tmp, filter="data")
                 else:  # Python < 3.11.4 (Debian 12's 3.11.2): our member checks above still apply
                     tf.extract(m, tmp)
+                crashpoint("extract.member")
             while raw.read(1 << 20):  # the end of the compressed stream must be there
                 pass
+            crashpoint("extract.before_marker")
             write_json(tmp / MARKER, identity)
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
         raise MissingInputError(f"{archive}: not a readable tar or zip archive, or truncated ({exc}); "
@@ -412,4 +417,6 @@ def _extract_zip(archive: Path, dest: Path, identity: dict[str, Any], guard: _Si
                     continue
                 with zf.open(info) as src, open(out, "wb") as fh:
                     shutil.copyfileobj(src, fh, CHUNK)
+                crashpoint("extract.member")
+            crashpoint("extract.before_marker")
             write_json(tmp / MARKER, identity)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.faults import crashpoint
 from pipeline.text.alphabet import Alphabet
 
 log = logging.getLogger("pipeline.export")
@@ -256,7 +257,7 @@ def convert_tflite(graph_def: Any, quantize: bool) -> bytes:
 
     with tempfile.TemporaryDirectory(prefix="ds-export-") as tmp:
         pb = Path(tmp) / "step.pb"
-        pb.write_bytes(graph_def.SerializeToString())
+        pb.write_bytes(graph_def.SerializeToString(deterministic=True))
         conv = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
             str(pb), INPUT_NAMES_TFLITE, OUTPUT_NAMES)
         conv.allow_custom_ops = True  # AudioSpectrogram / Mfcc
@@ -284,7 +285,7 @@ def export_models(weights: dict[str, np.ndarray], alphabet: Alphabet, out_dir: P
                   sample_rate: int = 16000) -> ExportedModels:
     """Write output_graph.pb, .pbmm, .tflite (int8 weights) and _fp32.tflite into `out_dir`."""
     from pipeline import pbmm
-    from pipeline.fsutil import write_bytes
+    from pipeline.fsutil import atomic_write
 
     s = ExportSettings(n_hidden=n_hidden, beam_width=beam_width, language=language,
                        sample_rate=sample_rate)
@@ -293,11 +294,16 @@ def export_models(weights: dict[str, np.ndarray], alphabet: Alphabet, out_dir: P
     res = ExportedModels(out_dir / "output_graph.pb", out_dir / "output_graph.pbmm",
                          out_dir / "output_graph.tflite", out_dir / "output_graph_fp32.tflite")
     gd = build_pb_graph_def(weights, alphabet, s)
-    write_bytes(res.pb, gd.SerializeToString())
+    with atomic_write(res.pb, "wb") as fh:
+        fh.write(gd.SerializeToString(deterministic=True))  # attr maps in key order: same bytes
+        crashpoint("export.pb")  # written to the temp file, not yet renamed
     pbmm.write_pbmm(gd, res.pbmm)
     step = build_tflite_graph_def(weights, alphabet, s)
-    write_bytes(res.tflite_fp32, convert_tflite(step, quantize=False))
-    write_bytes(res.tflite, convert_tflite(step, quantize=True))
+    for path, quantize in ((res.tflite_fp32, False), (res.tflite, True)):
+        data = convert_tflite(step, quantize=quantize)
+        with atomic_write(path, "wb") as fh:
+            fh.write(data)
+            crashpoint("export.tflite")  # `:1` the fp32 model, `:2` the int8 one
     for p in (res.pb, res.pbmm, res.tflite_fp32, res.tflite):
         log.info("wrote %s (%.1f MB)", p, p.stat().st_size / 1e6)
     return res

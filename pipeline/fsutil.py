@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline.errors import LockedError
+from pipeline.faults import crashpoint
 
 TMP_MARK = ".tmp-"
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -86,6 +87,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w", encoding: str | 
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        crashpoint("fsutil.atomic_write")  # complete temp file, not yet renamed
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException as exc:
@@ -132,6 +134,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
             os.replace(path, old / "x")
+            crashpoint("fsutil.atomic_dir")  # old moved aside, new not yet in place
         os.replace(tmp, path)
         _fsync_dir(path.parent)
         if old is not None:

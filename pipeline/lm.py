@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError, ExternalToolError, MissingInputError
+from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_copy, atomic_write
 from pipeline.tools import find_tool, run_tool
 
@@ -215,6 +216,7 @@ def build_kenlm(text_gz: Path, vocab: list[str], out_binary: Path, settings: LmS
         log.info("lmplz could not estimate discounts (small corpus): retrying with --discount_fallback")
         fallback = True
         run_tool([*argv, "--discount_fallback"])
+    crashpoint("lm.after_lmplz")
     run_tool([tools["filter"], "single", f"model:{arpa}", filtered],
              stdin=("\n".join(vocab) + "\n").encode("utf-8"))
     arpa.unlink(missing_ok=True)
@@ -223,6 +225,7 @@ def build_kenlm(text_gz: Path, vocab: list[str], out_binary: Path, settings: LmS
     run_tool([tools["build_binary"], "-a", str(settings.a_bits), "-q", str(settings.q_bits), "-v",
               settings.binary_type, filtered, tmp_binary])
     filtered.unlink(missing_ok=True)
+    crashpoint("lm.after_build_binary")
     out_binary.parent.mkdir(parents=True, exist_ok=True)
     try:
         tmp_binary.replace(out_binary)  # the stage's work dir is on the data disk: atomic rename

@@ -98,8 +98,13 @@ def _make_module_class() -> type:
                 getattr(self, name).assign(value)
 
         def __call__(self, features: Any, training: bool = False, dropout: float = 0.0,
-                     compute_dtype: str = "float32") -> Any:
-            """features [B, T, 26] -> logits [T, B, C] float32 (pre-softmax)."""
+                     compute_dtype: str = "float32", dropout_seed: Any = None) -> Any:
+            """features [B, T, 26] -> logits [T, B, C] float32 (pre-softmax).
+
+            `dropout_seed` ([2] int tensor): stateless dropout masks that depend only on it and the
+            layer, so a run is reproducible from RANDOM_SEED and a resumed run equals an
+            uninterrupted one (the training loop derives it from the seed and the global step).
+            """
             from pipeline.features import add_context
 
             dt = tf.as_dtype(compute_dtype)
@@ -114,8 +119,11 @@ def _make_module_class() -> type:
                 y = tf.nn.bias_add(tf.matmul(x, w[f"layer_{layer}_weights"]), w[f"layer_{layer}_bias"])
                 if relu:
                     y = tf.minimum(tf.nn.relu(y), tf.cast(RELU_CLIP, dt))
-                    if training and dropout > 0:
+                    if training and dropout > 0 and dropout_seed is None:
                         y = tf.nn.dropout(y, rate=dropout)
+                    elif training and dropout > 0:
+                        seed = tf.random.experimental.stateless_fold_in(dropout_seed, layer)
+                        y = tf.nn.experimental.stateless_dropout(y, rate=dropout, seed=seed)
                 return y
 
             x = dense(dense(dense(x, 1), 2), 3)

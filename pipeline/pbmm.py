@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_write
 
 ALIGNMENT = 64
@@ -79,12 +80,13 @@ def write_pbmm(graph_def: Any, path: Path, min_bytes: int = MIN_CONVERSION_BYTES
             el.offset, el.name, el.length = pos, name, len(raw)
             f.write(raw)
             pos += len(raw)
-        graph_bytes = gd.SerializeToString()
+        crashpoint("export.pbmm")  # weight regions in the temp file, graph not yet
+        graph_bytes = gd.SerializeToString(deterministic=True)  # attr maps in key order
         el = directory.element.add()
         el.offset, el.name, el.length = pos, GRAPH_REGION, len(graph_bytes)
         f.write(graph_bytes)
         pos += len(graph_bytes)
-        f.write(directory.SerializeToString())
+        f.write(directory.SerializeToString(deterministic=True))
         f.write(struct.pack("<Q", pos))
     return len(regions)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError, MissingInputError
+from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_write
 from pipeline.text.alphabet import Alphabet
 
@@ -215,6 +216,7 @@ def build_scorer(lm_binary: Path, vocab: Iterable[str], alphabet: Alphabet, alph
     with open(lm_binary, "rb") as fin, atomic_write(out, "wb") as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
         fout.write(trailer)
+        crashpoint("lm.scorer_write")  # LM and trailer in the temp file, trie not yet
         fout.write(fst_bytes)
     log.info("scorer %s: %d words, %d FST states, %d arcs, alpha %.4f beta %.4f", out, n_words,
              len(data.states), len(data.arcs), alpha, beta)

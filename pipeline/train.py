@@ -34,7 +34,8 @@ import numpy as np
 
 from pipeline.config import Config
 from pipeline.errors import ConfigError, MissingInputError, PipelineError
-from pipeline.fsutil import atomic_dir, write_json
+from pipeline.faults import crashpoint
+from pipeline.fsutil import atomic_dir, remove_stale_temps, write_json, write_text
 from pipeline.logs import format_duration
 from pipeline.paths import Paths
 from pipeline.text.alphabet import Alphabet
@@ -172,6 +173,7 @@ class Trainer:
         ckpt_dir = paths_for_worker(self.paths.train_checkpoint_dir, dist)
         self.manager = tf.train.CheckpointManager(self.ckpt, str(ckpt_dir), max_to_keep=tc.max_to_keep,
                                                   checkpoint_name="train")
+        remove_unlisted_checkpoints(ckpt_dir, self.manager.checkpoints)
         state = self._restore_or_init(geometry)
         self.opt.inner_optimizer.learning_rate.assign(self._lr(state))
 
@@ -223,6 +225,7 @@ class Trainer:
             self._save_best(state, None)
         log.info("training finished: %s; best dev loss %s at epoch %s", state["stop_reason"],
                  _fmt(state["best_dev_loss"]), state["best_epoch"])
+        crashpoint("train.done_marker")
         if dist.is_chief:
             write_json(done_file(self.paths), {
                 "epochs": state["epoch"], "global_step": state["global_step"],
@@ -289,8 +292,14 @@ class Trainer:
                 f"{self._lr(state):g}) and rerun to resume from it")
 
     def _save(self, state: dict[str, Any]) -> None:
+        import tensorflow as tf
+
         self.state_var.assign(json.dumps(state))
-        path = self.manager.save(checkpoint_number=state["global_step"])
+        # Our write callback runs after the files are written, before the manager's own callback
+        # records them in `checkpoint` (makes them current).
+        opts = tf.train.CheckpointOptions(
+            experimental_write_callbacks=[lambda _: crashpoint("train.checkpoint_save")])
+        path = self.manager.save(checkpoint_number=state["global_step"], options=opts)
         if self.dist.is_chief:
             write_json(state_file(self.paths), {**state, "checkpoint": Path(path).name})
 
@@ -306,8 +315,12 @@ class Trainer:
             return
         with atomic_dir(self.paths.best_checkpoint_dir) as tmpdir:
             os.chmod(tmpdir, 0o755)  # mkdtemp makes it private; others read exports from it
-            mgr = tf.train.CheckpointManager(best, str(tmpdir), max_to_keep=1, checkpoint_name="best_dev")
-            mgr.save(checkpoint_number=state["global_step"])
+            prefix = Path(best.write(str(tmpdir / f"best_dev-{state['global_step']}"))).name
+            # The state file without CheckpointManager's wall-clock timestamps: the same weights give
+            # the same best_dev/ bytes, so checkpoint_<ll>.tar.xz is reproducible.
+            write_text(tmpdir / "checkpoint", f'model_checkpoint_path: "{prefix}"\n'
+                                              f'all_model_checkpoint_paths: "{prefix}"\n')
+            crashpoint("train.best_save")  # inside the temp dir, not yet renamed to best_dev/
             self.alphabet.write(tmpdir / "alphabet.txt")
             write_json(tmpdir / BEST_INFO, {"epoch": state["epoch"], "global_step": state["global_step"],
                                             "dev_loss": dev_loss, "n_hidden": self.tc.n_hidden,
@@ -320,17 +333,23 @@ class Trainer:
         model, opt, strategy = self.model, self.opt, self.dist.strategy
         dropout, compute = self.tc.dropout, self.compute
         variables = model.weight_list()
+        base_seed = self.cfg.general.random_seed
 
-        def ctc(feats: Any, flen: Any, labels: Any, llen: Any, training: bool) -> Any:
-            logits = model(feats, training=training, dropout=dropout, compute_dtype=compute)
+        def ctc(feats: Any, flen: Any, labels: Any, llen: Any, training: bool, seed: Any = None) -> Any:
+            logits = model(feats, training=training, dropout=dropout, compute_dtype=compute,
+                           dropout_seed=seed)
             return tf.nn.ctc_loss(labels, logits, llen, flen, logits_time_major=True, blank_index=-1)
 
-        def replica_train(feats: Any, flen: Any, labels: Any, llen: Any) -> Any:
+        def replica_train(feats: Any, flen: Any, labels: Any, llen: Any, step: Any) -> Any:
             ctx = tf.distribute.get_replica_context()
             n_local = tf.cast(tf.shape(feats)[0], tf.float32)
             n_global = ctx.all_reduce(tf.distribute.ReduceOp.SUM, n_local)
+            # Dropout masks from (RANDOM_SEED, global step, replica): reproducible, and the same
+            # after a resume as in an uninterrupted run (a stateful RNG restarts on resume).
+            seed = tf.random.experimental.stateless_fold_in(
+                tf.stack([tf.constant(base_seed, tf.int64), step]), ctx.replica_id_in_sync_group)
             with tf.GradientTape() as tape:
-                per_ex = ctc(feats, flen, labels, llen, True)
+                per_ex = ctc(feats, flen, labels, llen, True, seed)
                 loss = tf.reduce_sum(per_ex) / n_global
                 scaled = opt.scale_loss(loss)
             grads = tape.gradient(scaled, variables)
@@ -341,8 +360,8 @@ class Trainer:
 
         sum_ = tf.distribute.ReduceOp.SUM
 
-        def train_step(batch: Any) -> Any:
-            s, n, f = strategy.run(replica_train, args=batch)
+        def train_step(batch: Any, step: Any) -> Any:
+            s, n, f = strategy.run(replica_train, args=(*batch, step))
             return strategy.reduce(sum_, s, None), strategy.reduce(sum_, n, None), \
                 strategy.reduce(sum_, f, None) / float(strategy.num_replicas_in_sync)
 
@@ -361,12 +380,13 @@ class Trainer:
 
         self.eval_step = eval_step
 
-    def train_step(self, batch: Any, element_spec: Any) -> Any:
+    def train_step(self, batch: Any, element_spec: Any, global_step: int = 0) -> Any:
         import tensorflow as tf
 
         if self._train_step_compiled is None:
-            self._train_step_compiled = tf.function(self._train_step_fn, input_signature=[element_spec])
-        return self._train_step_compiled(batch)
+            self._train_step_compiled = tf.function(
+                self._train_step_fn, input_signature=[element_spec, tf.TensorSpec([], tf.int64)])
+        return self._train_step_compiled(batch, tf.constant(global_step, tf.int64))
 
     def _dataset(self, samples: Any, plan: list[list[int]], start_step: int, cache: Any,
                  augment: Any) -> tuple[Any, int]:
@@ -413,10 +433,12 @@ class Trainer:
         with Progress(steps, f"epoch {epoch + 1}/{self.tc.epochs}", "batches", interval_s=30.0) as prog:
             prog.count = start
             for batch in ds:
-                loss_sum, n, finite = (float(x) for x in self.train_step(batch, ds.element_spec))
+                loss_sum, n, finite = (float(x) for x in self.train_step(batch, ds.element_spec,
+                                                                         state["global_step"]))
                 step = state["step_in_epoch"]
                 state["step_in_epoch"] += 1
                 state["global_step"] += 1
+                crashpoint("train.step")  # an update applied that no checkpoint holds yet
                 audio_s += frames_per_step[step] * 0.02
                 if finite < 1.0 or not math.isfinite(loss_sum):
                     state["nonfinite_total"] += 1
@@ -500,6 +522,7 @@ class Trainer:
         self._live_transcripts()
         if improved or dev is None:
             self._save_best(state, dev)
+        crashpoint("train.epoch_end")  # best_dev/ updated, the epoch-end checkpoint not yet saved
         if dev is not None and tc.early_stop and state["es_counter"] >= tc.es_stop:
             state["stop_reason"] = (f"early stop: dev loss did not improve by {tc.es_min_delta:g} for "
                                     f"{tc.es_stop} epoch(s) (ES_STOP)")
@@ -543,6 +566,26 @@ def tb_scalar(name: str, value: float, step: int) -> None:
     tf.summary.write(name, tf.constant(float(value), tf.float32), step=step, metadata=meta)
 
 
+def remove_unlisted_checkpoints(directory: Path, listed: Sequence[str], name: str = "train") -> int:
+    """Delete `<name>-N.*` files that the `checkpoint` state file does not list: a crash between
+    writing a checkpoint and recording it leaves them, and CheckpointManager only ever deletes the
+    checkpoints it lists (so each such crash would leak a full-size checkpoint). Returns the count."""
+    keep = {Path(p).name for p in listed}
+    removed = 0
+    for p in directory.glob(f"{name}-*") if directory.is_dir() else []:
+        prefix = p.name.split(".", 1)[0]  # train-N (TF's write temp dir train-N_temp never matches)
+        if prefix in keep:
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        log.info("removed %d file(s) of checkpoints a crash left unrecorded in %s", removed, directory)
+    return removed
+
+
 def paths_for_worker(directory: Path, dist: Distribution) -> Path:
     """Non-chief workers of a multi-worker run write their (identical) checkpoints to scratch."""
     if dist.is_chief:
@@ -569,6 +612,7 @@ def run_training(cfg: Config, paths: Paths, *, dist: Distribution | None = None)
             f"no train CSV for the corpora {', '.join(cfg.active_corpora())} under {paths.extracted}; "
             f"run the import stage first (or set CORPORA)")
     done_file(paths).unlink(missing_ok=True)
+    remove_stale_temps(paths.train_checkpoint_dir)  # e.g. train_state.json cut short by a crash
     np.random.seed(cfg.general.random_seed)
     # `docker stop` sends SIGTERM: turn it into the same graceful stop as Ctrl-C (checkpoint first)
     previous = None

@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from pipeline.errors import DataQualityError
+from pipeline.faults import crashpoint
 from pipeline.stages.base import Stage, StageContext
 
 log = logging.getLogger("pipeline.alphabet")
@@ -33,6 +34,7 @@ def run(ctx: StageContext) -> None:
     alphabet.write(paths.alphabet, header=[
         f"ds-pipeline alphabet, language pack {source}: {len(alphabet)} labels + CTC blank.",
         "One label per line; the line holding one space is the space label; \\# is '#'."])
+    crashpoint("alphabet.write")
 
     counts: Counter[str] = Counter()
     examples: dict[str, list[dict[str, str]]] = defaultdict(list)

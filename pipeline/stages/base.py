@@ -22,6 +22,7 @@ from typing import Any
 
 from pipeline.config import Config, format_value
 from pipeline.errors import MissingInputError, PipelineError, StageNotAvailable
+from pipeline.faults import crashpoint
 from pipeline.fsutil import remove_stale_temps, write_json
 from pipeline.langs import LanguagePack, load_pack
 from pipeline.logs import format_duration
@@ -227,6 +228,11 @@ def execute(items: Sequence[PlanItem], cfg: Config, paths: Paths) -> None:
         tmp = paths.stage_tmp(stage.name)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True, exist_ok=True)
+        # Leftovers of this stage's atomic writes cut short by a crash, in the folders its outputs go
+        # to (e.g. a half-extracted corpus in extracted/<corpus>/.source.tmp-*); the top-level
+        # folders are cleaned at every start, these nested ones only here.
+        for d in sorted({p.parent for p in stage.produces(cfg, paths)}):
+            remove_stale_temps(d)
         missing = [p for p in stage.requires(cfg, paths) if not p.exists()]
         if missing:
             raise MissingInputError(
@@ -256,6 +262,7 @@ def execute(items: Sequence[PlanItem], cfg: Config, paths: Paths) -> None:
                                 f"{', '.join(_rel(p, paths.root) for p in absent)}")
         if not stage.always_run:
             fp = item.refingerprint() if item.refingerprint else item.fingerprint
+            crashpoint(f"stage.{stage.name}.before_marker")
             write_marker(paths, stage, cfg, fp, duration, outputs)
         shutil.rmtree(tmp, ignore_errors=True)
         log.info("%s done in %s", tag, format_duration(duration))

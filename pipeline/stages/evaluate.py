@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pipeline.faults import crashpoint
 from pipeline.stages.base import Stage, StageContext
 
 log = logging.getLogger("pipeline.test")
@@ -56,6 +57,7 @@ def evaluate_sets(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
         greedy = [greedy_text(u.probs, alphabet) for u in utts]
         decoded = decoder.decode_batch([u.probs for u in utts], cfg.general.workers) if decoder else greedy
         refs = [u.transcript for u in utts]
+        crashpoint("evaluate.decode")  # decoded, nothing written yet
         wer, cer = wer_cer(refs, decoded)
         gwer, gcer = wer_cer(refs, greedy)
         results[name] = {"wer": round(wer, 4), "cer": round(cer, 4), "greedy_wer": round(gwer, 4),

@@ -22,6 +22,7 @@ import numpy as np
 
 from pipeline.config import Config, LmRange
 from pipeline.errors import MissingInputError
+from pipeline.faults import crashpoint
 from pipeline.paths import Paths
 from pipeline.stages.base import Stage, StageContext
 from pipeline.text.alphabet import Alphabet
@@ -136,6 +137,7 @@ def optimize(pairs: Sequence[tuple[np.ndarray, str]], alphabet: Alphabet, scorer
         def objective(trial: optuna.Trial) -> float:
             alpha = trial.suggest_float("alpha", 0.0, search.alpha_max)
             beta = trial.suggest_float("beta", 0.0, search.beta_max)
+            crashpoint("lm_optimize.trial")
             return error_rate(refs, dec.decode(alpha, beta), cer)
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -175,6 +177,7 @@ def run(ctx: StageContext) -> None:
                    cfg.lm.beam_width, seed=cfg.general.random_seed, workers=cfg.general.workers,
                    cer=info.utf8)
     set_scorer_defaults(paths.scorer, res.alpha, res.beta)
+    crashpoint("lm_optimize.write")  # scorer rewritten in place, result file not yet written
     write_json(result_path(paths), {
         "alpha": res.alpha, "beta": res.beta, "metric": res.metric,
         "dev_value_before": res.default_value, "dev_value_after": res.value,

@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tarfile
 import zipfile
 from pathlib import Path
 
 from pipeline.config import Config
 from pipeline.errors import MissingInputError
+from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_write, write_text
 from pipeline.langs import load_pack
 from pipeline.paths import Paths
@@ -50,6 +52,20 @@ def archive_contents(cfg: Config, paths: Paths) -> dict[Path, list[tuple[Path, s
     }
 
 
+# Fixed member times and owners: the same inputs give byte-identical archives (reproducible
+# releases, and a rerun after a crash produces what an uninterrupted run would have).
+ARCHIVE_DATE = (2020, 1, 1, 0, 0, 0)
+ARCHIVE_MTIME = 1_577_836_800  # 2020-01-01T00:00:00Z
+
+
+def _reproducible(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.mtime = ARCHIVE_MTIME
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mode = 0o644
+    return info
+
+
 def write_archive(archive: Path, members: list[tuple[Path, str]]) -> None:
     missing = [str(src) for src, _ in members if not src.is_file()]
     if missing:
@@ -60,11 +76,17 @@ def write_archive(archive: Path, members: list[tuple[Path, str]]) -> None:
         if archive.suffix == ".zip":
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as z:
                 for src, name in members:
-                    z.write(src, name)
+                    info = zipfile.ZipInfo(name, date_time=ARCHIVE_DATE)
+                    info.external_attr = 0o644 << 16
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    with open(src, "rb") as fin, z.open(info, "w") as fout:
+                        shutil.copyfileobj(fin, fout, 1 << 20)
+                    crashpoint("package.zip")  # some members in the temp file, not yet renamed
         else:
             with tarfile.open(fileobj=fh, mode="w:xz") as t:
                 for src, name in members:
-                    t.add(src, arcname=name, recursive=False)
+                    t.add(src, arcname=name, recursive=False, filter=_reproducible)
+                    crashpoint("package.tar")
     log.info("wrote %s (%.1f MB)", archive, archive.stat().st_size / 1e6)
 
 
