@@ -46,6 +46,7 @@ from importers.base import (
 from pipeline import audio
 from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_write, remove_stale_temps, write_json
+from pipeline.procs import die_with_parent
 from pipeline.progress import Progress
 from pipeline.text.normalize import TextRules, normalize_text, rules_for
 
@@ -147,7 +148,8 @@ def _worker_pool(workers: int, ctx: Any) -> Iterator[ProcessPoolExecutor]:
     hangs too when a worker is killed. Here pending chunks are cancelled, running ones finish
     (a chunk is a few clips), and a killed worker raises BrokenProcessPool.
     """
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
+                               initargs=(os.getpid(),))
     try:
         yield pool
     except BaseException:

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.procs import die_with_parent
 from pipeline.text.alphabet import Alphabet
 
 LN10 = math.log(10.0)
@@ -265,9 +266,9 @@ class Decoder:
         global _WORKER
         if method == "fork":  # workers inherit this decoder (LM and lexicon already loaded)
             _WORKER = self
-            pool = ctx.Pool(workers)
+            pool = ctx.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),))
         else:
-            args = (self.alphabet.labels, self.scorer_path, self.alpha, self.beta,
+            args = (os.getpid(), self.alphabet.labels, self.scorer_path, self.alpha, self.beta,
                     self.beam_width, self.cutoff_top_n, self.pruning, self.rescue, self.rescue_gap)
             pool = ctx.Pool(workers, initializer=_init_worker, initargs=args)
         try:
@@ -291,10 +292,11 @@ def _start_method() -> str:
 _WORKER: Decoder | None = None
 
 
-def _init_worker(labels: tuple[str, ...], scorer_path: Path | None, alpha: float, beta: float,
+def _init_worker(parent: int, labels: tuple[str, ...], scorer_path: Path | None, alpha: float, beta: float,
                  beam_width: int, cutoff_top_n: int, pruning: Pruning, rescue: Pruning | None,
                  rescue_gap: float) -> None:
     global _WORKER
+    die_with_parent(parent)
     _WORKER = Decoder(Alphabet(labels), scorer_path, alpha, beta, beam_width, cutoff_top_n,
                       pruning, rescue, rescue_gap)
 

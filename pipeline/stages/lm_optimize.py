@@ -53,9 +53,12 @@ _W: dict[str, Any] = {}
 
 
 def _init(labels: tuple[str, ...], scorer: Path, beam: int, cutoff: int,
-          probs: list[np.ndarray]) -> None:
+          probs: list[np.ndarray], parent: int | None = None) -> None:
     from pipeline.decode import Decoder
+    from pipeline.procs import die_with_parent
 
+    if parent is not None:
+        die_with_parent(parent)
     _W["decoder"] = Decoder(Alphabet(labels), scorer, 0.0, 0.0, beam, cutoff)
     _W["probs"] = probs
 
@@ -85,7 +88,7 @@ class TrialDecoder:
             from pipeline.decode import _start_method
 
             ctx = multiprocessing.get_context(_start_method())
-            self.pool = ctx.Pool(self.workers, initializer=_init, initargs=args)
+            self.pool = ctx.Pool(self.workers, initializer=_init, initargs=(*args, os.getpid()))
 
     def decode(self, alpha: float, beta: float) -> list[str]:
         tasks = [(alpha, beta, i) for i in self.order]

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.train.conftest import REPO, copy_corpus
@@ -38,28 +37,16 @@ def test_sigkill_mid_epoch_then_resume(tiny_corpus, tmp_path: Path) -> None:
                 for ln in lines[1:]]
         (rep / f"rep_{split}.csv").write_text("\n".join([lines[0]] + body * times) + "\n")
     state_path = data / "checkpoints" / "train" / "train_state.json"
+    steps_per_epoch = 24 * REPEAT // 2
+    # SIGKILL after update 90 of epoch 3 (pipeline/faults.py); with CHECKPOINT_SECS=1 a mid-epoch
+    # checkpoint exists by then (90 updates take well over a second on this model)
+    kill_at = 2 * steps_per_epoch + 90
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    log1 = open(tmp_path / "run1.log", "w")
-    proc = subprocess.Popen(_cmd(data), cwd=REPO, stdout=log1, stderr=subprocess.STDOUT, env=env)
-    killed_at = None
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                st = json.loads(state_path.read_text())
-            except (FileNotFoundError, json.JSONDecodeError):
-                st = None
-            if st and st["epoch"] >= 1 and st["step_in_epoch"] > 0:
-                os.kill(proc.pid, signal.SIGKILL)
-                killed_at = st
-                break
-            time.sleep(0.05)
-    finally:
-        if proc.poll() is None and killed_at is None:
-            proc.kill()
-        proc.wait()
-    assert killed_at is not None, (tmp_path / "run1.log").read_text()[-3000:]
-    assert proc.returncode == -signal.SIGKILL
+    run1 = subprocess.run(_cmd(data), cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**env, "DS_PIPELINE_CRASH_AT": f"train.step:{kill_at}"})
+    assert run1.returncode == -signal.SIGKILL, (run1.stdout + run1.stderr)[-3000:]
+    killed_at = json.loads(state_path.read_text())
+    assert killed_at["epoch"] == 2 and 0 < killed_at["step_in_epoch"] <= 90, killed_at
     assert not (data / "checkpoints" / "train_done.json").exists()
     assert not (data / ".state" / "train.done.json").exists()
 
@@ -72,7 +59,6 @@ def test_sigkill_mid_epoch_then_resume(tiny_corpus, tmp_path: Path) -> None:
     done = json.loads((data / "checkpoints" / "train_done.json").read_text())
     assert final["epoch"] == 3 and done["epochs"] == 3
     assert [h["epoch"] for h in final["history"]] == [1, 2, 3]
-    steps_per_epoch = 24 * REPEAT // 2
     assert final["global_step"] == 3 * steps_per_epoch
     assert (data / "checkpoints" / "best_dev" / "best_dev.json").exists()
     assert (data / ".state" / "train.done.json").exists()
