@@ -13,7 +13,8 @@ For each kill point (`DS_PIPELINE_CRASH_AT=<point>[:n]`, see pipeline/faults.py)
   never "skip training"), ends with the baseline's epochs and step count and the same weights.
 
 The CI subset (not slow) runs in the default suite; the full matrix:
-`python -m pytest tests/reliability -m "slow or not slow"`. docs/RELIABILITY.md ("Crash-resume matrix") lists the points.
+`python -m pytest tests/reliability -m "slow or not slow"` (`make reliability`).
+docs/RELIABILITY.md ("Crash-resume matrix") lists the points.
 """
 
 from __future__ import annotations
