@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
 import io
 import os
 import tarfile
-import threading
 import zipfile
 from pathlib import Path
 
@@ -21,73 +19,14 @@ from pipeline import download as dl
 from pipeline.errors import ChecksumMismatch, DownloadError, UnsafeArchiveError
 from pipeline.langs import load_pack
 from pipeline.paths import Paths
+from tests.http_server import LocalServer
 
 PAYLOAD = os.urandom(300_000)
 
 
-class Server:
-    """Serves `files`; `cut_first` path: the first GET sends half the body then closes;
-    `fail_first` path: the first GET answers 503."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.cut_first: set[str] = set()
-        self.fail_first: set[str] = set()
-        self.requests: list[tuple[str, str | None]] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):  # quiet
-                pass
-
-            def do_GET(self):  # noqa: N802
-                rng = self.headers.get("Range")
-                outer.requests.append((self.path, rng))
-                data = outer.files.get(self.path)
-                if data is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                if self.path in outer.fail_first:
-                    outer.fail_first.discard(self.path)
-                    self.send_response(503)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                start = int(rng.split("=")[1].split("-")[0]) if rng else 0
-                body = data[start:]
-                self.send_response(206 if rng else 200)
-                if rng:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.path in outer.cut_first:
-                    outer.cut_first.discard(self.path)
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return
-                self.wfile.write(body)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server():
-    s = Server()
+    s = LocalServer()
     yield s
     s.close()
 
@@ -98,7 +37,7 @@ def sha256(data: bytes) -> str:
 
 def test_resume_after_cut(server, tmp_path):
     server.files["/big.bin"] = PAYLOAD
-    server.cut_first.add("/big.bin")
+    server.cut["/big.bin"] = 1
     out = dl.download(server.url("/big.bin"), tmp_path / "big.bin", sha256(PAYLOAD), backoff_s=0.01)
     assert out.read_bytes() == PAYLOAD
     assert len(server.requests) == 2
@@ -109,7 +48,7 @@ def test_resume_after_cut(server, tmp_path):
 
 def test_retry_after_server_error(server, tmp_path):
     server.files["/f"] = b"hello"
-    server.fail_first.add("/f")
+    server.fail["/f"] = 1
     dl.download(server.url("/f"), tmp_path / "f", backoff_s=0.01)
     assert (tmp_path / "f").read_bytes() == b"hello" and len(server.requests) == 2
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import http.server
 import io
 import os
 import shutil
@@ -15,7 +14,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -126,74 +124,6 @@ def write_cv_archive(out: Path, clips: Sequence[Clip], tsvs: dict[str, bytes]) -
         for name, data in tsvs.items():
             _add(tf, f"{CV_PREFIX}{name}", data)
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# A local HTTP server with scripted answers
-# ---------------------------------------------------------------------------------------------
-class ScriptedServer:
-    """Serves `files` on 127.0.0.1. `status[path]`: always answer that code; `cut[path]`: the next N
-    answers send half the body and close; `redirect[path]`: 302 to that URL. Records every request."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.status: dict[str, int] = {}
-        self.cut: dict[str, int] = {}
-        self.redirect: dict[str, str] = {}
-        self.requests: list[tuple[str, str | None, str | None]] = []  # path, Range, Authorization
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a: object) -> None:
-                pass
-
-            def _empty(self, code: int, headers: dict[str, str] | None = None) -> None:
-                self.send_response(code)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def do_GET(self) -> None:  # noqa: N802
-                rng = self.headers.get("Range")
-                outer.requests.append((self.path, rng, self.headers.get("Authorization")))
-                path = self.path.split("?")[0]
-                if path in outer.redirect:
-                    return self._empty(302, {"Location": outer.redirect[path]})
-                if path in outer.status:
-                    return self._empty(outer.status[path])
-                data = outer.files.get(path)
-                if data is None:
-                    return self._empty(404)
-                start = int(rng.split("=")[1].split("-")[0]) if rng else 0
-                body = data[start:]
-                self.send_response(206 if rng else 200)
-                if rng:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if outer.cut.get(path, 0) > 0:
-                    outer.cut[path] -= 1
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return None
-                self.wfile.write(body)
-                return None
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str, auth: str = "") -> str:
-        return f"http://{auth + '@' if auth else ''}127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 # ---------------------------------------------------------------------------------------------

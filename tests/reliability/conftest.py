@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.http_server import LocalServer
 from tests.reliability.crash_harness import (
     CLIPS,
     LANG,
@@ -15,7 +16,6 @@ from tests.reliability.crash_harness import (
     REPO,
     STAGES,
     Env,
-    RangeServer,
     copy_tree,
     make_packs,
 )
@@ -31,7 +31,8 @@ def crash_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
     root = tmp_path_factory.mktemp("crash")
     lm_text = (REPO / "pipeline" / "langs" / LANG / "sentences.txt").read_bytes()
-    server = RangeServer({f"/{LM_TEXT_NAME}": lm_text})
+    server = LocalServer()
+    server.files[f"/{LM_TEXT_NAME}"] = lm_text
     try:
         packs = make_packs(root / "packs", server.url(f"/{LM_TEXT_NAME}"))
         env = Env(root=root, work=root / "work" / "data", packs=packs, snapshots={},

@@ -2,15 +2,15 @@
 baseline, a SIGKILL at a named crash point (`pipeline.faults`), and the checks after the kill and
 after the rerun.
 
-Every run uses the same data-dir path (`<root>/work/data`), so the few absolute paths written into
-reports are the same in the baseline and in every rerun, and files compare byte for byte.
+Every run uses the same data-dir path (`work/data` under the session's temp root), so the few
+absolute paths written into reports are the same in the baseline and in every rerun, and files
+compare byte for byte.
 """
 
 from __future__ import annotations
 
 import csv
 import fnmatch
-import http.server
 import json
 import os
 import re
@@ -19,11 +19,12 @@ import signal
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.http_server import LocalServer
 
 REPO = Path(__file__).resolve().parents[2]
 LANG = "fr"
@@ -85,51 +86,6 @@ def files(root: Path) -> dict[str, Path]:
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# LM text over HTTP (with Range, so an interrupted download resumes)
-# ---------------------------------------------------------------------------------------------
-class RangeServer:
-    def __init__(self, files_: dict[str, bytes]) -> None:
-        self.files = files_
-        self.requests: list[tuple[str, str | None]] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a: object) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                rng = self.headers.get("Range")
-                outer.requests.append((self.path, rng))
-                data = outer.files.get(self.path)
-                if data is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                start = int(rng.split("=")[1].split("-")[0]) if rng else 0
-                body = data[start:]
-                self.send_response(206 if rng else 200)
-                if rng:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def make_packs(dest: Path, lm_url: str) -> Path:
     """A copy of pipeline/langs whose French pack downloads its LM text from `lm_url`."""
     shutil.copytree(REPO / "pipeline" / "langs", dest, ignore=shutil.ignore_patterns("__pycache__"))
@@ -160,7 +116,7 @@ class Env:
     packs: Path
     snapshots: dict[str, Path]  # "start" and each stage name -> data dir after that stage
     baseline: Path
-    server: RangeServer
+    server: LocalServer
 
     def run(self, *extra: str, crash_at: str | None = None, log_name: str = "run",
             timeout: float = 600) -> Run:

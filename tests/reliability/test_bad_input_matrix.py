@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.http_server import LocalServer
 from tests.reliability.bad_helpers import (
     CV_NAME,
     TINY,
     Clip,
-    ScriptedServer,
     can_mount,
     clip_bytes,
     copy_data_dir,
@@ -289,12 +289,12 @@ def test_zip_ratio_limit_and_free_space_check(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture
 def server():  # noqa: ANN201
-    s = ScriptedServer()
+    s = LocalServer()
     yield s
     s.close()
 
 
-def test_http_403_fails_at_once_naming_the_url_source(server: ScriptedServer, tmp_path: Path) -> None:
+def test_http_403_fails_at_once_naming_the_url_source(server: LocalServer, tmp_path: Path) -> None:
     from pipeline import download as dl
     from pipeline.errors import DownloadError
 
@@ -308,7 +308,7 @@ def test_http_403_fails_at_once_naming_the_url_source(server: ScriptedServer, tm
     assert not list(tmp_path.iterdir())
 
 
-def test_http_500_gives_up_after_retries(server: ScriptedServer, tmp_path: Path) -> None:
+def test_http_500_gives_up_after_retries(server: LocalServer, tmp_path: Path) -> None:
     from pipeline import download as dl
     from pipeline.errors import DownloadError
 
@@ -318,7 +318,7 @@ def test_http_500_gives_up_after_retries(server: ScriptedServer, tmp_path: Path)
     assert len(server.requests) == 3 and not (tmp_path / "f").exists()
 
 
-def test_truncated_download_keeps_the_part_and_the_next_run_resumes(server: ScriptedServer,
+def test_truncated_download_keeps_the_part_and_the_next_run_resumes(server: LocalServer,
                                                                     tmp_path: Path) -> None:
     from pipeline import download as dl
     from pipeline.errors import DownloadError

@@ -149,7 +149,7 @@ def test_kill_and_rerun(crash_env: Env, kill: Kill) -> None:
         _check_training_resumed(env, ckpt, rerun.log)
     if kill.point.startswith("download.chunk"):
         assert part_size > 0, "the kill mid-download left no partial file to resume"
-        ranges = [r for _, r in env.server.requests[requests_before:] if r]
+        ranges = [r for _, r, _ in env.server.requests[requests_before:] if r]
         assert ranges == [f"bytes={part_size}-"], f"the rerun did not resume the download: {ranges}"
 
 

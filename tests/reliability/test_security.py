@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.bad_helpers import REPO, ScriptedServer, run_cli
+from tests.http_server import LocalServer
+from tests.reliability.bad_helpers import REPO, run_cli
 
 SCANNED = sorted([*REPO.glob("pipeline/**/*.py"), *REPO.glob("importers/**/*.py"),
                   *REPO.glob("scripts/*.py"), *REPO.glob("benchmarks/*.py")])
@@ -153,7 +154,7 @@ def test_redirect_to_plain_http_is_not_followed(tmp_path: Path) -> None:
     from pipeline import download as dl
     from pipeline.errors import DownloadError
 
-    s = ScriptedServer()
+    s = LocalServer()
     try:
         s.redirect["/x.zip"] = "http://mirror.invalid/x.zip"
         with pytest.raises(DownloadError, match="redirects to http://mirror.invalid/x.zip, which is not https"):
@@ -168,7 +169,7 @@ def test_urls_are_logged_without_credentials(tmp_path: Path, caplog: pytest.LogC
     from pipeline.errors import DownloadError
     from pipeline.logs import setup_logging
 
-    s = ScriptedServer()
+    s = LocalServer()
     try:
         s.status["/f"] = 503
         setup_logging(verbose=True)  # as the CLI does: urllib3 (which logs query strings) stays quiet
