@@ -1,4 +1,4 @@
-"""Decoder speed and accuracy: pipeline.decode.Decoder (flashlight-text LexiconDecoder) vs pyctcdecode.
+"""Decoder speed and accuracy: pipeline.lm.decode.Decoder (flashlight-text LexiconDecoder) vs pyctcdecode.
 
 Same emissions, same KenLM model, same alpha/beta, same beam width (100 and 1024), one process
 each; pyctcdecode at its own default pruning. Text: the docstrings of Python's standard library
@@ -46,9 +46,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline import lm  # noqa: E402
-from pipeline.decode import WIDE, Decoder, Pruning, greedy_decode  # noqa: E402
-from pipeline.scorer import build_scorer  # noqa: E402
+from pipeline.lm import build as lmbuild  # noqa: E402
+from pipeline.lm.decode import WIDE, Decoder, Pruning, greedy_decode  # noqa: E402
+from pipeline.lm.scorer import build_scorer  # noqa: E402
 from pipeline.text.alphabet import Alphabet  # noqa: E402
 
 ALPHABET = Alphabet(tuple(" abcdefghijklmnopqrstuvwxyz'"))
@@ -128,8 +128,8 @@ def real_emissions(texts: list[str], seconds: float, work: Path) -> list[np.ndar
     sys.path.insert(0, str(REPO / "tests" / "export"))
     from export_fixtures import synth, train_tiny  # the export tests' helpers
 
-    from pipeline.export import export_models
-    from pipeline.transcribe import load_model, stream_probs
+    from pipeline.export.graph import export_models
+    from pipeline.export.runtime import load_model, stream_probs
     from tests.espeak import speak
 
     clips = synth(texts, work / "clips", voice="en", wpm=150)
@@ -243,18 +243,18 @@ def main() -> None:
     random.Random(0).shuffle(sents)
     n_test = max(args.utterances, args.real_utterances)
     test, train = sents[:n_test], sents[n_test:]
-    tools = lm.kenlm_tools()
+    tools = lmbuild.kenlm_tools()
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         text = tmp / "text.txt.gz"
-        stats, counts = lm.write_lm_text(text, [("stdlib", train)], set(test))
-        vocab = lm.top_k_vocab(counts, args.top_k)
+        stats, counts = lmbuild.write_lm_text(text, [("stdlib", train)], set(test))
+        vocab = lmbuild.top_k_vocab(counts, args.top_k)
         binary = tmp / "lm.binary"
-        lm.build_kenlm(text, vocab, binary, lm.LmSettings(order=args.order, memory="512M"),
+        lmbuild.build_kenlm(text, vocab, binary, lmbuild.LmSettings(order=args.order, memory="512M"),
                        tools, tmp / "work")
         scorer = tmp / "kenlm.scorer"
         build_scorer(binary, vocab, ALPHABET, args.alpha, args.beta, scorer)
-        cov = lm.coverage(set(vocab), test)
+        cov = lmbuild.coverage(set(vocab), test)
         print(f"LM text: {stats.lines} sentences, {stats.words} words; vocabulary {len(vocab)}; "
               f"{args.order}-gram; test token coverage {cov['token_coverage']:.3f}")
         if args.emissions in ("synthetic", "both"):

@@ -29,7 +29,7 @@ from tests import legacy_runtime  # noqa: E402
 
 
 def _random_model(out: Path, n_hidden: int) -> Path:
-    from pipeline.export import LSTM_BIAS, LSTM_KERNEL, export_models
+    from pipeline.export.graph import LSTM_BIAS, LSTM_KERNEL, export_models
     from pipeline.langs import load_pack
 
     alphabet = load_pack("fr").alphabet
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     audio_s = float(sum(durations))
     tflite = models / "output_graph.tflite"
 
-    from pipeline.transcribe import Transcriber, load_model
+    from pipeline.export.runtime import load_model
+    from pipeline.transcribe import Transcriber
 
     t0 = time.perf_counter()
     tr = Transcriber(load_model(tflite, threads=1), beam_width=args.beam_width)

@@ -53,7 +53,7 @@ def model_step_time(h: int, batch: int, frames: int, steps: int) -> float:
     import keras
     import tensorflow as tf
 
-    from pipeline.model import Geometry, build_model
+    from pipeline.model.network import Geometry, build_model
 
     classes = 29
     model = build_model(Geometry(h, classes))
@@ -85,8 +85,8 @@ def pipeline_overhead(h: int, clips: int, batch: int) -> dict[str, float]:
     """An epoch fed by the real tf.data pipeline (wav decode + MFCC in graph) vs the same batches
     preloaded in memory, through the Trainer's own train step."""
     from pipeline.config import load_config
+    from pipeline.model.train import Trainer
     from pipeline.paths import Paths
-    from pipeline.train import Trainer
     from tests.train.synth import make_corpus
 
     root = Path(tempfile.mkdtemp(prefix="train_speed_"))

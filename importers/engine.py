@@ -44,6 +44,7 @@ from importers.base import (
     rejection_from_row,
 )
 from pipeline import audio
+from pipeline.corpus_csv import write_rows
 from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_write, remove_stale_temps, write_json
 from pipeline.procs import die_with_parent
@@ -52,7 +53,6 @@ from pipeline.text.normalize import TextRules, normalize_text, rules_for
 
 log = logging.getLogger("pipeline.import")
 
-CSV_HEADER = ("wav_filename", "wav_filesize", "transcript")
 QUARANTINE_HEADER = ("source", "speaker", "transcript", "normalized", "reason", "detail", "duration",
                      "origin")
 FAST_TRAIN_ROWS = {"train": 200, "dev": 50, "test": 50}
@@ -258,15 +258,7 @@ SPLITS_PRIORITY = ("test", "dev", "train")
 # Outputs
 # ---------------------------------------------------------------------------------------------
 def write_csv(path: Path, samples: Iterable[Sample]) -> int:
-    n = 0
-    with atomic_write(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(CSV_HEADER)
-        for s in samples:
-            w.writerow((s.wav_rel, s.wav_filesize, s.transcript))
-            crashpoint("import.csv_write")  # rows in the temp file, not yet renamed
-            n += 1
-    return n
+    return write_rows(path, ((s.wav_rel, s.wav_filesize, s.transcript) for s in samples))
 
 
 def write_quarantine(path: Path, rejections: Iterable[Rejection]) -> None:
@@ -478,11 +470,6 @@ def _limit_per_sentence(samples: list[Sample], n: int, seed: int
     return [s for s in samples if s.key in keep], out
 
 
-def read_csv_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-__all__ = ["CSV_HEADER", "ImportReport", "RowSettings", "assign_splits", "ctc_feasible",
-           "import_rows", "process_row", "read_csv_rows", "run_rows", "TOO_SHORT", "TOO_LONG",
+__all__ = ["ImportReport", "RowSettings", "assign_splits", "ctc_feasible",
+           "import_rows", "process_row", "run_rows", "TOO_SHORT", "TOO_LONG",
            "CTC_INFEASIBLE", "UNREADABLE_AUDIO"]

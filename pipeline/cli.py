@@ -170,7 +170,8 @@ def cmd_sample_corpus(args: argparse.Namespace) -> int:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     import json
 
-    from pipeline.transcribe import Transcriber, load_model
+    from pipeline.export.runtime import load_model
+    from pipeline.transcribe import Transcriber
 
     tr = Transcriber(load_model(args.model, threads=args.threads),
                      scorer=Path(args.scorer) if args.scorer else None, beam_width=args.beam_width,

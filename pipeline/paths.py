@@ -98,10 +98,6 @@ class Paths:
         return self.reports / "alphabet_report.json"
 
     @property
-    def lm_text(self) -> Path:
-        return self.lm / "lm_text.txt.gz"
-
-    @property
     def lm_binary(self) -> Path:
         return self.lm / "lm.binary"
 
@@ -113,6 +109,14 @@ class Paths:
     def lm_report(self) -> Path:
         return self.lm / "lm_report.json"
 
+    def vocab(self, top_k: int) -> Path:
+        """The LM vocabulary (top-k words), also the scorer's word list."""
+        return self.lm / f"vocab-{top_k}.txt"
+
+    @property
+    def lm_optimize_result(self) -> Path:
+        return self.models / "lm_optimize.json"
+
     # training / models ------------------------------------------------------------------------
     @property
     def best_checkpoint_dir(self) -> Path:
@@ -121,6 +125,24 @@ class Paths:
     @property
     def train_checkpoint_dir(self) -> Path:
         return self.checkpoints / "train"
+
+    @property
+    def train_state(self) -> Path:
+        """Progress of the current training run (epoch, step, best dev loss, ...)."""
+        return self.train_checkpoint_dir / "train_state.json"
+
+    @property
+    def train_done(self) -> Path:
+        """Written last by a finished training run."""
+        return self.checkpoints / "train_done.json"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.logs / "tensorboard"
+
+    def worker_tmp(self, worker: int) -> Path:
+        """Scratch space of one training worker (the best checkpoint is assembled there)."""
+        return self.tmp / f"best_worker{worker}"
 
     @property
     def output_graph_pb(self) -> Path:
@@ -139,8 +161,28 @@ class Paths:
         return self.models / "output_graph_fp32.tflite"
 
     @property
+    def export_parity(self) -> Path:
+        return self.models / "export_parity.json"
+
+    @property
     def test_results(self) -> Path:
         return self.models / "test_results.json"
+
+    def test_report(self, test_set: str) -> Path:
+        """Per-sample results of one test set."""
+        return self.reports / f"test_{test_set}.json"
+
+    @property
+    def loss_curve(self) -> Path:
+        return self.reports / "loss_curve.png"
+
+    @property
+    def training_report_md(self) -> Path:
+        return self.reports / "training_report.md"
+
+    @property
+    def training_report_html(self) -> Path:
+        return self.reports / "training_report.html"
 
     @property
     def model_card(self) -> Path:
@@ -148,6 +190,7 @@ class Paths:
 
     @property
     def resolved_config(self) -> Path:
+        """The effective settings of the last run, as an env file (written by `run`)."""
         return self.models / "config.env"
 
     # packages (data-dir root, seed names) -----------------------------------------------------

@@ -14,6 +14,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from typing import Any
 
+from pipeline.corpus_csv import SPLITS, read_rows
 from pipeline.errors import DataQualityError
 from pipeline.faults import crashpoint
 from pipeline.stages.base import Stage, StageContext
@@ -41,27 +42,26 @@ def run(ctx: StageContext) -> None:
     unencodable: list[dict[str, str]] = []
     rows_checked = 0
     for corpus in cfg.active_corpora():
-        for split in ("train", "dev", "test"):
+        for split in SPLITS:
             path = paths.corpus_csv(corpus, split)
-            with open(path, encoding="utf-8", newline="") as fh:
-                for row in csv.DictReader(fh):
-                    rows_checked += 1
-                    if alphabet.missing(row["transcript"]):
-                        unencodable.append({"csv": path.name, "wav_filename": row["wav_filename"],
-                                            "transcript": row["transcript"]})
+            for row in read_rows(path):
+                rows_checked += 1
+                if alphabet.missing(row.transcript):
+                    unencodable.append({"csv": path.name, "wav_filename": row.wav.name,
+                                        "transcript": row.transcript})
         qpath = paths.corpus_quarantine(corpus)
         if not qpath.is_file():
             continue
         with open(qpath, encoding="utf-8", newline="") as fh:
-            for row in csv.DictReader(fh):
-                if row["reason"] != OUTSIDE_ALPHABET:
+            for qrow in csv.DictReader(fh):
+                if qrow["reason"] != OUTSIDE_ALPHABET:
                     continue
-                text = row["normalized"] or row["transcript"]
+                text = qrow["normalized"] or qrow["transcript"]
                 for ch in alphabet.missing(text):
                     counts[ch] += text.count(ch)
                     if len(examples[ch]) < MAX_EXAMPLES:
-                        examples[ch].append({"corpus": corpus, "source": row["source"],
-                                             "transcript": row["transcript"]})
+                        examples[ch].append({"corpus": corpus, "source": qrow["source"],
+                                             "transcript": qrow["transcript"]})
     unknown: list[dict[str, Any]] = [
         {"char": ch, "codepoint": f"U+{ord(ch):04X}", "name": unicodedata.name(ch, "?"),
          "count": n, "examples": examples[ch]} for ch, n in counts.most_common()]

@@ -1,7 +1,7 @@
 """test: WER/CER on every test set, greedy and with the scorer; reports.
 
 `models/test_results.json` = {"<test set>": {"wer", "cer", "greedy_wer", "greedy_cer", "samples"}}
-where wer/cer are with the scorer (`lm/kenlm.scorer` through `pipeline.decode.Decoder`) when one
+where wer/cer are with the scorer (`lm/kenlm.scorer` through `pipeline.lm.decode.Decoder`) when one
 exists and the decoder is importable, else equal to the greedy values (logged). Per-sample results,
 best/median/worst samples and a hint go to `reports/test_<set>.json`; the training report
 (`reports/training_report.{md,html}`, `reports/loss_curve.png`) is written here too.
@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pipeline.corpus_csv import split_csvs
 from pipeline.faults import crashpoint
 from pipeline.stages.base import Stage, StageContext
 
@@ -23,8 +24,8 @@ def _decoder(ctx: StageContext, alphabet: Any) -> tuple[Any, str]:
     cfg, paths = ctx.cfg, ctx.paths
     if not paths.scorer.exists():
         return None, f"greedy only (no scorer at {paths.scorer})"
-    from pipeline.decode import Decoder
-    from pipeline.stages.lm_optimize import decoder_weights
+    from pipeline.lm.decode import Decoder
+    from pipeline.lm.optimize import decoder_weights
 
     alpha, beta = decoder_weights(cfg, paths)  # lm_optimize's values when it ran
     dec = Decoder(alphabet, paths.scorer, alpha, beta, cfg.lm.beam_width)
@@ -35,15 +36,15 @@ def _decoder(ctx: StageContext, alphabet: Any) -> tuple[Any, str]:
 def evaluate_sets(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
     from pipeline.errors import MissingInputError
     from pipeline.fsutil import write_json
-    from pipeline.inference import acoustic_outputs, greedy_text
-    from pipeline.metrics import best_median_worst, hint, score_samples, wer_cer
+    from pipeline.lm.decode import greedy_decode
+    from pipeline.model.inference import acoustic_outputs
+    from pipeline.report.metrics import best_median_worst, hint, score_samples, wer_cer
     from pipeline.text.alphabet import Alphabet
-    from pipeline.train import train_csvs
 
     cfg, paths = ctx.cfg, ctx.paths
     alphabet = Alphabet.from_file(paths.alphabet)
     sets = {p.stem[: -len("_test")] if p.stem.endswith("_test") else p.stem: p
-            for p in train_csvs(cfg, paths, "test")}
+            for p in split_csvs(cfg, paths, "test")}
     if not sets:
         raise MissingInputError(f"no test CSV for the corpora {', '.join(cfg.active_corpora())} under "
                                 f"{paths.extracted}; run the import stage first")
@@ -54,7 +55,7 @@ def evaluate_sets(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
     details: dict[str, Any] = {}
     for name, csv_file in sets.items():
         utts = acoustic_outputs(cfg, paths, [Path(csv_file)], limit=limit)
-        greedy = [greedy_text(u.probs, alphabet) for u in utts]
+        greedy = [greedy_decode(u.probs, alphabet) for u in utts]
         decoded = decoder.decode_batch([u.probs for u in utts], cfg.general.workers) if decoder else greedy
         refs = [u.transcript for u in utts]
         crashpoint("evaluate.decode")  # decoded, nothing written yet
@@ -66,7 +67,7 @@ def evaluate_sets(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
         examples = best_median_worst(samples)
         advice = hint(wer, cer, gwer, gcer, decoder is not None)
         details[name] = {"decoder": how, "hint": advice, "examples": examples}
-        write_json(paths.reports / f"test_{name}.json", {**results[name], "decoder": how, "hint": advice,
+        write_json(paths.test_report(name), {**results[name], "decoder": how, "hint": advice,
                                                          **examples,
                                                          "all": [s.as_dict() for s in samples]})
         log.info("test %s: %d samples, WER %.3f CER %.3f (greedy WER %.3f CER %.3f)", name, len(utts),
@@ -79,7 +80,7 @@ def evaluate_sets(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _run(ctx: StageContext) -> None:
     from pipeline.fsutil import write_json
-    from pipeline.report import write_report
+    from pipeline.report.training import write_report
 
     results, details = evaluate_sets(ctx)
     write_json(ctx.paths.test_results, results)

@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.config import Config
+from pipeline.corpus_csv import read_rows, split_csvs
 from pipeline.errors import DataQualityError
+from pipeline.fsutil import write_text
 from pipeline.paths import Paths
 from pipeline.stages.base import Stage, StageContext
 
@@ -43,15 +45,10 @@ def sources_identity(cfg: Config, paths: Paths) -> list[tuple[str, int, int]]:
 
 def write_heldout(cfg: Config, paths: Paths) -> int:
     """Every dev/test transcript of the active corpora, sorted and unique (the LM excludes them)."""
-    from importers.engine import read_csv_rows
-    from pipeline.fsutil import write_text
-
     sentences: set[str] = set()
-    for corpus in cfg.active_corpora():
-        for split in ("dev", "test"):
-            csv_path = paths.corpus_csv(corpus, split)
-            if csv_path.is_file():
-                sentences.update(r["transcript"] for r in read_csv_rows(csv_path))
+    for split in ("dev", "test"):
+        for csv_path in split_csvs(cfg, paths, split):
+            sentences.update(r.transcript for r in read_rows(csv_path))
     write_text(paths.heldout_sentences, "".join(f"{s}\n" for s in sorted(sentences)))
     return len(sentences)
 

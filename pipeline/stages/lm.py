@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.config import Config
+from pipeline.corpus_csv import split_csvs
 from pipeline.errors import MissingInputError
 from pipeline.fsutil import write_json, write_text
 from pipeline.paths import Paths
@@ -25,20 +26,20 @@ def effective_top_k(cfg: Config) -> int:
 
 
 def vocab_path(cfg: Config, paths: Paths) -> Path:
-    return paths.lm / f"vocab-{effective_top_k(cfg)}.txt"
+    return paths.vocab(effective_top_k(cfg))
 
 
 def run(ctx: StageContext) -> None:
-    from pipeline import lm
-    from pipeline.scorer import build_scorer
+    from pipeline.lm import build as lmbuild
+    from pipeline.lm.scorer import build_scorer
     from pipeline.text.alphabet import Alphabet
 
     cfg, paths, pack = ctx.cfg, ctx.paths, ctx.pack
     alphabet = Alphabet.from_file(paths.alphabet)
-    tools = lm.kenlm_tools(cfg.lm.kenlm_bin)
+    tools = lmbuild.kenlm_tools(cfg.lm.kenlm_bin)
     top_k = effective_top_k(cfg)
 
-    train_csvs = [paths.corpus_csv(c, "train") for c in cfg.active_corpora()]
+    train_csvs = split_csvs(cfg, paths, "train", existing=False)
     present = [p for p in train_csvs if p.is_file()]
     for p in train_csvs:
         if not p.is_file():
@@ -47,40 +48,40 @@ def run(ctx: StageContext) -> None:
         raise MissingInputError(
             f"no LM text: none of {', '.join(str(p) for p in train_csvs)} exists and the language "
             f"pack has no lm_text_urls; run the import stage first")
-    heldout = lm.load_heldout(paths.heldout_sentences)
+    heldout = lmbuild.load_heldout(paths.heldout_sentences)
     if not heldout:
         ctx.log.warning("%s is missing or empty: dev/test sentences cannot be kept out of the LM",
                         paths.heldout_sentences)
 
     def external(path: Path) -> Iterator[str]:
-        with lm.open_text(path) as fh:
+        with lmbuild.open_text(path) as fh:
             for line in fh:
-                norm = lm.normalize_lm_line(line, pack, cfg.data.english_compatible)
+                norm = lmbuild.normalize_lm_line(line, pack, cfg.data.english_compatible)
                 if norm:
                     yield norm
 
     sources: list[tuple[str, Iterator[str]]] = []
     for url in pack.lm_text_urls:
-        local = lm.download_text(url, paths.sources / "lm_text")
+        local = lmbuild.download_text(url, paths.sources / "lm_text")
         sources.append((url, external(local)))
     for p in present:
-        sources.append((str(p.relative_to(paths.root)), lm.read_transcripts(p)))
+        sources.append((str(p.relative_to(paths.root)), lmbuild.read_transcripts(p)))
 
     text_gz = ctx.tmp / "lm_text.txt.gz"
-    stats, counts = lm.write_lm_text(text_gz, sources, heldout)
+    stats, counts = lmbuild.write_lm_text(text_gz, sources, heldout)
     if stats.words == 0:
         raise MissingInputError("the LM text is empty after removing dev/test sentences; add "
                                 "training data or lm_text_urls to the language pack")
-    vocab = lm.top_k_vocab(counts, top_k)
+    vocab = lmbuild.top_k_vocab(counts, top_k)
     write_text(vocab_path(cfg, paths), "\n".join(vocab) + "\n")
-    settings = lm.LmSettings(order=cfg.lm.lm_order, prune=cfg.lm.lm_prune, memory=cfg.lm.lm_memory,
+    settings = lmbuild.LmSettings(order=cfg.lm.lm_order, prune=cfg.lm.lm_prune, memory=cfg.lm.lm_memory,
                              top_k=top_k)
-    build = lm.build_kenlm(text_gz, vocab, paths.lm_binary, settings, tools, ctx.tmp / "kenlm")
+    build = lmbuild.build_kenlm(text_gz, vocab, paths.lm_binary, settings, tools, ctx.tmp / "kenlm")
     text_gz.unlink(missing_ok=True)
     info = build_scorer(paths.lm_binary, vocab, alphabet, cfg.lm.lm_alpha, cfg.lm.lm_beta,
                         paths.scorer)
-    n_trie_words = sum(1 for w in vocab if lm.clean_line(w) and not alphabet.missing(w))
-    cov = lm.coverage(set(vocab), heldout)
+    n_trie_words = sum(1 for w in vocab if lmbuild.clean_line(w) and not alphabet.missing(w))
+    cov = lmbuild.coverage(set(vocab), heldout)
     report = {
         "text": {"lines": stats.lines, "words": stats.words, "unique_words": len(counts),
                  "excluded_heldout_lines": stats.excluded_heldout, "sources": stats.sources},

@@ -91,7 +91,7 @@ def write_archive(archive: Path, members: list[tuple[Path, str]]) -> None:
 
 
 def run_package(cfg: Config, paths: Paths) -> None:
-    from pipeline.model_card import build_model_card
+    from pipeline.report.model_card import build_model_card
 
     pack = load_pack(cfg.general.model_language)
     write_text(paths.model_card, build_model_card(cfg, paths, pack))

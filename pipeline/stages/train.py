@@ -22,15 +22,14 @@ def _disabled(cfg: Config) -> str | None:
 
 
 def _run(ctx: StageContext) -> None:
-    from pipeline.train import run_training
+    from pipeline.model.train import run_training
 
     run_training(ctx.cfg, ctx.paths)
 
 
 def _produces(cfg: Config, paths):  # noqa: ANN001, ANN202
-    from pipeline.train import done_file
 
-    return [paths.best_checkpoint_dir, done_file(paths)]
+    return [paths.best_checkpoint_dir, paths.train_done]
 
 
 STAGE = Stage(

@@ -39,7 +39,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, fr_alphabet: Alphabet) 
 
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory: pytest.TempPathFactory, tiny_model: TinyModel) -> Path:
-    from pipeline.export import export_models
+    from pipeline.export.graph import export_models
 
     out = tmp_path_factory.mktemp("models")
     export_models(tiny_model.weights, tiny_model.alphabet, out, tiny_model.n_hidden, 500, "fr-FR")

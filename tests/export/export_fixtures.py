@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.export import LSTM_BIAS, LSTM_KERNEL
+from pipeline.export.graph import LSTM_BIAS, LSTM_KERNEL
 from pipeline.text.alphabet import Alphabet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def train_tiny(clips: list[Path], texts: list[str], alphabet: Alphabet, n_hidden
     import soundfile as sf
     import tensorflow as tf
 
-    from pipeline.transcribe import context_windows, mfcc_frames
+    from pipeline.model.reference import context_windows, mfcc_frames
 
     tf.random.set_seed(seed)
     rng = np.random.default_rng(seed)

@@ -10,20 +10,20 @@ import numpy as np
 import pytest
 from export_fixtures import random_weights
 
-from pipeline import export, pbmm, tflite_compat
-from pipeline.stages.export import reference_probs
+from pipeline.export import graph, pbmm, tflite_compat
+from pipeline.export.runtime import TfliteModel, TfModel
+from pipeline.model.reference import context_windows, mfcc_frames, reference_probs
 from pipeline.text.alphabet import Alphabet
-from pipeline.transcribe import TfliteModel, TfModel, context_windows, mfcc_frames
 
 H = 32
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory, fr_alphabet: Alphabet
-             ) -> tuple[export.ExportedModels, dict[str, np.ndarray]]:
+             ) -> tuple[graph.ExportedModels, dict[str, np.ndarray]]:
     w = random_weights(H, fr_alphabet.num_classes)
     out = tmp_path_factory.mktemp("graphs")
-    return export.export_models(w, fr_alphabet, out, H, 321, "fr-FR"), w
+    return graph.export_models(w, fr_alphabet, out, H, 321, "fr-FR"), w
 
 
 def _graph(path: Path):  # noqa: ANN202
@@ -41,7 +41,7 @@ def test_pb_contract_and_op_set(exported, fr_alphabet) -> None:  # noqa: ANN001
     res, _ = exported
     gd = _graph(res.pb)
     nodes = {n.name: n for n in gd.node}
-    assert {n.op for n in gd.node} <= export.LEGACY_TF_OPS
+    assert {n.op for n in gd.node} <= graph.LEGACY_TF_OPS
     assert {"AddV2", "Maximum", "StridedSlice", "Sub"}.isdisjoint({n.op for n in gd.node})
     assert nodes["cudnn_lstm/BlockLSTM"].op == "BlockLSTM"
     for name, dims in (("input_node", [1, 16, 19, 26]), ("input_lengths", [1]),
@@ -63,7 +63,7 @@ def test_pb_contract_and_op_set(exported, fr_alphabet) -> None:  # noqa: ANN001
     with g.as_default():
         tf.compat.v1.import_graph_def(gd, name="")
     with tf.compat.v1.Session(graph=g) as s:
-        meta = s.run({k: f"{k}:0" for k in export.METADATA_NAMES})
+        meta = s.run({k: f"{k}:0" for k in graph.METADATA_NAMES})
     assert meta["metadata_version"].tolist() == [6]
     assert meta["metadata_sample_rate"].tolist() == [16000]
     assert meta["metadata_feature_win_len"].tolist() == [32]
@@ -112,8 +112,8 @@ def test_tflite_names_and_versions(exported, fr_alphabet) -> None:  # noqa: ANN0
         model = tflite_compat.load_model(data)
         sg = model.subgraphs[0]
         names = [t.name.decode() for t in sg.tensors]
-        assert [names[i] for i in sg.inputs] == export.INPUT_NAMES_TFLITE
-        assert [names[i] for i in sg.outputs] == export.OUTPUT_NAMES
+        assert [names[i] for i in sg.inputs] == graph.INPUT_NAMES_TFLITE
+        assert [names[i] for i in sg.outputs] == graph.OUTPUT_NAMES
         produced = {o for op in sg.operators for o in op.outputs}
         assert set(sg.outputs) <= produced  # every output has a producer
         assert list(sg.tensors[sg.outputs[0]].shape) == [16, fr_alphabet.num_classes]

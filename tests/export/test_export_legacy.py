@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from export_fixtures import TinyModel
 
-from pipeline.transcribe import Transcriber, load_model
+from pipeline.export.runtime import load_model
+from pipeline.transcribe import Transcriber
 from tests import legacy_runtime
 
 pytestmark = pytest.mark.legacy
@@ -70,7 +71,7 @@ def test_legacy_runtime_transcribes_like_ours(runtimes, tiny_model, tiny_export,
 
 @pytest.fixture(scope="module")
 def scorer(tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    scorer_mod = pytest.importorskip("pipeline.scorer", reason="pipeline.scorer (LM area) absent")
+    scorer_mod = pytest.importorskip("pipeline.lm.scorer", reason="pipeline.lm.scorer (LM area) absent")
     import os
 
     bin_dir = Path(os.environ.get("KENLM_BIN", Path.home() / ".cache/ds-pipeline/kenlm/bin"))

@@ -15,7 +15,7 @@ from export_fixtures import REPO, TinyModel
 
 from pipeline.config import load_config
 from pipeline.paths import Paths
-from pipeline.stages.export import parity_path, run_export
+from pipeline.stages.export import run_export
 from pipeline.stages.package import run_package
 
 
@@ -48,7 +48,7 @@ def test_run_export_writes_models_and_parity(data_dir, tiny_model) -> None:  # n
     for p in (paths.output_graph_pb, paths.output_graph_pbmm, paths.output_graph_tflite,
               paths.output_graph_fp32_tflite):
         assert p.stat().st_size > 0
-    saved = json.loads(parity_path(paths).read_text())
+    saved = json.loads(paths.export_parity.read_text())
     assert saved["sizes"] == report["sizes"]
     par = saved["parity"]
     assert len(par["clips"]) == 6

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from export_fixtures import REPO, TinyModel
 
-from pipeline.transcribe import Transcriber, load_model
+from pipeline.export.runtime import load_model
+from pipeline.transcribe import Transcriber
 from pipeline.vad import split_speech
 
 

@@ -42,7 +42,7 @@ def make_sentences(n: int, seed: int = 0) -> list[str]:
 @pytest.fixture(scope="session")
 def kenlm_bin() -> Path:
     """The KenLM tools; built with scripts/build_kenlm.sh when missing (≈ 80 s, once per machine)."""
-    from pipeline.lm import KENLM_TOOLS
+    from pipeline.lm.build import KENLM_TOOLS
     from pipeline.tools import default_tool_dirs, find_tool
 
     if all(find_tool(t) for t in KENLM_TOOLS):
@@ -56,17 +56,17 @@ def kenlm_bin() -> Path:
 @pytest.fixture(scope="session")
 def small_lm(tmp_path_factory: pytest.TempPathFactory, kenlm_bin: Path) -> dict:
     """A 3-gram LM + scorer over the generated corpus (shared by the decoder tests)."""
-    from pipeline import lm
-    from pipeline.scorer import build_scorer
+    from pipeline.lm import build as lmbuild
+    from pipeline.lm.scorer import build_scorer
 
     work = tmp_path_factory.mktemp("small_lm")
     sentences = make_sentences(3000, seed=1)
     text = work / "text.txt.gz"
-    _, counts = lm.write_lm_text(text, [("gen", sentences)], set())
-    vocab = lm.top_k_vocab(counts, 1000)
-    tools = lm.kenlm_tools(str(kenlm_bin))
+    _, counts = lmbuild.write_lm_text(text, [("gen", sentences)], set())
+    vocab = lmbuild.top_k_vocab(counts, 1000)
+    tools = lmbuild.kenlm_tools(str(kenlm_bin))
     binary = work / "lm.binary"
-    lm.build_kenlm(text, vocab, binary, lm.LmSettings(order=3, prune="0", memory="64M"), tools,
+    lmbuild.build_kenlm(text, vocab, binary, lmbuild.LmSettings(order=3, prune="0", memory="64M"), tools,
                    work / "k")
     scorer = work / "kenlm.scorer"
     build_scorer(binary, vocab, ALPHABET, 0.93, 1.18, scorer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.decode import PYCTCDECODE_LIKE, WIDE, Decoder, greedy_decode
+from pipeline.lm.decode import PYCTCDECODE_LIKE, WIDE, Decoder, greedy_decode
 from tests.lm.conftest import ALPHABET, emissions
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.decode import FAST, RESCUE, Decoder, Pruning, collapse_runs, greedy_decode, log_emissions
+from pipeline.lm.decode import FAST, RESCUE, Decoder, Pruning, collapse_runs, greedy_decode, log_emissions
 from tests.lm.conftest import ALPHABET, emissions
 
 C = ALPHABET.num_classes

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.scorer import (
+from pipeline.lm.scorer import (
     FST_MAGIC,
     build_scorer,
     build_trie,

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import LmRange
-from pipeline.decode import Decoder, greedy_decode
-from pipeline.scorer import read_scorer
-from pipeline.stages.lm_optimize import error_rate, optimize
+from pipeline.lm.decode import Decoder, greedy_decode
+from pipeline.lm.optimize import error_rate, optimize
+from pipeline.lm.scorer import read_scorer
 from tests.lm.conftest import ALPHABET, REPO, emissions, make_sentences
 
 
@@ -90,15 +90,16 @@ def test_error_rate_is_corpus_level_and_capped() -> None:
 
 def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Path,
                                                     monkeypatch) -> None:  # noqa: ANN001
-    """Stage wiring. pipeline.inference (training area) stands in as synthetic outputs here, since
+    """Stage wiring. pipeline.model.inference (training area) stands in as synthetic outputs here, since
     a trained model is out of scope for this test; the search itself is the real one."""
     import types
     from dataclasses import dataclass
 
     from pipeline.config import load_config
+    from pipeline.lm.optimize import decoder_weights
     from pipeline.paths import Paths
     from pipeline.stages.base import StageContext
-    from pipeline.stages.lm_optimize import STAGE, decoder_weights
+    from pipeline.stages.lm_optimize import STAGE
 
     @dataclass
     class Utterance:
@@ -109,9 +110,9 @@ def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Pa
     sents = small_lm["sentences"][200:215]
     utts = [Utterance(f"{i}.wav", s, emissions(s, confusions={3: ("o", 0.46)}, seed=i))
             for i, s in enumerate(sents)]
-    fake = types.ModuleType("pipeline.inference")
+    fake = types.ModuleType("pipeline.model.inference")
     fake.acoustic_outputs = lambda cfg, paths, csv_files, checkpoint=None, limit=None: utts  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pipeline.inference", fake)
+    monkeypatch.setitem(sys.modules, "pipeline.model.inference", fake)
 
     paths = Paths.at(tmp_path / "data")
     _write_csv(paths.corpus_csv("common_voice", "dev"), sents)

@@ -382,7 +382,8 @@ def _poisoned_trainer(cfg, paths, poison: set[int]):  # noqa: ANN001, ANN202
     """The real Trainer whose batches number `poison` (1-based calls) carry NaN features: the
     real step computes a NaN loss and NaN gradients (no real clip gives NaN: PCM16 -> MFCC is
     finite, so this is the only way to exercise the guard without a diverging run)."""
-    from pipeline.train import Trainer, train_csvs
+    from pipeline.corpus_csv import split_csvs
+    from pipeline.model.train import Trainer
 
     class Poisoned(Trainer):
         calls = 0
@@ -394,11 +395,11 @@ def _poisoned_trainer(cfg, paths, poison: set[int]):  # noqa: ANN001, ANN202
                 batch = (feats * float("nan"), flen, labels, llen)
             return super().train_step(batch, *args, **kwargs)
 
-    return Poisoned(cfg, paths, train_csvs(cfg, paths, "train"), train_csvs(cfg, paths, "dev"))
+    return Poisoned(cfg, paths, split_csvs(cfg, paths, "train"), split_csvs(cfg, paths, "dev"))
 
 
 def _weights_finite(ckpt: Path) -> bool:
-    from pipeline.model import read_checkpoint_weights
+    from pipeline.model.network import read_checkpoint_weights
 
     return all(np.isfinite(v).all() for v in read_checkpoint_weights(ckpt).values())
 
@@ -416,7 +417,7 @@ def test_nonfinite_batches_are_skipped_named_and_bounded(tmp_path: Path,
     cfg = load_config(environ={}, overrides=[f"{k}={v}" for k, v in TINY.items()] +
                       ["EPOCHS=2", "NONFINITE_LIMIT=2"])
     # 12 clips, batch 4: 3 steps per epoch. Steps 2 and 4 are poisoned (never 2 in a row).
-    caplog.set_level(logging.WARNING, logger="pipeline.train")
+    caplog.set_level(logging.WARNING, logger="pipeline.model.train")
     state = _poisoned_trainer(cfg, paths, {2, 4}).run()
     assert state["nonfinite_total"] == 2 and state["epoch"] == 2 and state["global_step"] == 6
     warnings = [r.getMessage() for r in caplog.records if "non-finite" in r.getMessage()]
@@ -443,15 +444,16 @@ def test_nan_weights_are_never_checkpointed(tmp_path: Path) -> None:
     import tensorflow as tf
 
     from pipeline.config import load_config
+    from pipeline.corpus_csv import split_csvs
     from pipeline.errors import PipelineError
+    from pipeline.model.train import Trainer
     from pipeline.paths import Paths
-    from pipeline.train import Trainer, train_csvs
 
     data = copy_data_dir(tmp_path / "data")
     paths = Paths.at(data)
     before = tree_digest(paths.checkpoints)
     cfg = load_config(environ={}, overrides=[f"{k}={v}" for k, v in TINY.items()] + ["EPOCHS=2"])
-    t = Trainer(cfg, paths, train_csvs(cfg, paths, "train"), train_csvs(cfg, paths, "dev"))
+    t = Trainer(cfg, paths, split_csvs(cfg, paths, "train"), split_csvs(cfg, paths, "dev"))
     state = t.setup()
     w = t.model.weight_list()[0]
     w.assign(tf.fill(w.shape, float("nan")))

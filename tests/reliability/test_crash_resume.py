@@ -196,7 +196,7 @@ def test_kill_twice_in_training(crash_env: Env) -> None:
 def test_unrecorded_checkpoints_are_removed(tmp_path) -> None:  # noqa: ANN001
     """A kill at `train.checkpoint_save` leaves train-N files that `checkpoint` does not list; with
     time-based mid-epoch saves the rerun may never save step N again, so setup deletes them."""
-    from pipeline.train import remove_unlisted_checkpoints
+    from pipeline.model.train import remove_unlisted_checkpoints
 
     for name in ("train-8.index", "train-8.data-00000-of-00001", "train-13.index",
                  "train-13.data-00000-of-00001", "train_state.json", "checkpoint"):

@@ -20,8 +20,8 @@ def main() -> None:
     from pipeline.logs import setup_logging
 
     setup_logging()
+    from pipeline.model.train import Trainer, make_strategy
     from pipeline.paths import Paths
-    from pipeline.train import Trainer, make_strategy
     from tests.train.conftest import train_config
 
     cfg = train_config(EPOCHS=2, N_HIDDEN=32, BATCH_SIZE=4, LIVE_TRANSCRIPTS=0, AMP=sys.argv[4] == "amp"

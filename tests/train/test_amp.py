@@ -13,9 +13,9 @@ from tests.train.conftest import copy_corpus, train_config
 def test_amp_checkpoint_resumes_in_fp32(tiny_corpus, tmp_path: Path) -> None:
     import tensorflow as tf
 
-    from pipeline.model import load_export_weights
+    from pipeline.model.network import load_export_weights
+    from pipeline.model.train import Trainer, compute_dtype
     from pipeline.paths import Paths
-    from pipeline.train import Trainer, compute_dtype
 
     paths = Paths.at(copy_corpus(tiny_corpus, tmp_path / "data"))
     csvs = ([tiny_corpus.csvs["train"]], [tiny_corpus.csvs["dev"]])

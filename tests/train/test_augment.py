@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.augment import build_augmenter, parse_augment
 from pipeline.errors import ConfigError
+from pipeline.model.augment import build_augmenter, parse_augment
 
 
 def test_parse() -> None:
@@ -21,7 +21,7 @@ def test_parse() -> None:
 
 
 def test_pipeline_applies_augmentations(tiny_corpus) -> None:
-    from pipeline.dataset import ctc_min_frames, load_samples, make_dataset, plan_batches
+    from pipeline.model.dataset import ctc_min_frames, load_samples, make_dataset, plan_batches
     from pipeline.text.alphabet import Alphabet
 
     alphabet = Alphabet.from_file(tiny_corpus.alphabet)

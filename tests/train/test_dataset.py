@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from pipeline.dataset import ctc_min_frames, load_samples, plan_batches, replica_batch_order
-from pipeline.features import num_frames
+from pipeline.model.dataset import ctc_min_frames, load_samples, plan_batches, replica_batch_order
+from pipeline.model.features import num_frames
 from pipeline.text.alphabet import Alphabet
 
 

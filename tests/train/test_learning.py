@@ -10,20 +10,21 @@ from tests.train.conftest import copy_corpus, train_config
 
 
 def _greedy_cer(cfg, paths, csv, checkpoint=None) -> float:  # noqa: ANN001
-    from pipeline.inference import acoustic_outputs, greedy_text
-    from pipeline.metrics import wer_cer
+    from pipeline.lm.decode import greedy_decode
+    from pipeline.model.inference import acoustic_outputs
+    from pipeline.report.metrics import wer_cer
     from pipeline.text.alphabet import Alphabet
 
     alphabet = Alphabet.from_file(paths.alphabet)
     utts = acoustic_outputs(cfg, paths, [csv], checkpoint=checkpoint)
-    return wer_cer([u.transcript for u in utts], [greedy_text(u.probs, alphabet) for u in utts])[1]
+    return wer_cer([u.transcript for u in utts], [greedy_decode(u.probs, alphabet) for u in utts])[1]
 
 
 def test_tiny_corpus_is_learned(tiny_corpus, tmp_path: Path) -> None:
     """Learn 24 one-word clips (360 updates, ~30 s on an idle 2-core machine): training-set greedy
     CER must drop far below the untrained model's (~100 %)."""
+    from pipeline.model.train import Trainer
     from pipeline.paths import Paths
-    from pipeline.train import Trainer, done_file
 
     paths = Paths.at(copy_corpus(tiny_corpus, tmp_path / "data"))
     cfg = train_config(EPOCHS=1, N_HIDDEN=128, LEARNING_RATE=0.0, FEATURE_CACHE=1, BATCH_SIZE=4)
@@ -39,7 +40,7 @@ def test_tiny_corpus_is_learned(tiny_corpus, tmp_path: Path) -> None:
     print(f"untrained CER {untrained:.3f}, trained CER {trained:.3f} after {state['epoch']} epochs")
     assert untrained > 0.8
     assert trained < 0.3 * untrained
-    assert done_file(paths2).exists()
+    assert paths2.train_done.exists()
     losses = [h["train_loss"] for h in state["history"]]
     assert losses[-1] < 0.2 * losses[0]
 
@@ -50,8 +51,8 @@ def test_demo_like_run_reaches_target_cer(tmp_path: Path) -> None:
     import time
 
     from pipeline.config import load_config
+    from pipeline.model.train import Trainer
     from pipeline.paths import Paths
-    from pipeline.train import Trainer
     from tests.train.synth import make_corpus
 
     corpus = make_corpus(tmp_path, n_train=1000, n_dev=60, n_test=100, seed=1, words=(3, 7))

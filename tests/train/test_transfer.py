@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.model import DS_NAMES, Geometry, initial_values
+from pipeline.model.network import DS_NAMES, Geometry, initial_values
 from tests.train.conftest import copy_corpus, train_config
 
 H = 32
@@ -44,7 +44,7 @@ def write_tf1_release_checkpoint(directory: Path, n_classes: int, alphabet_text:
 
 
 def test_release_layout_checkpoint_loads(tmp_path: Path) -> None:
-    from pipeline.model import load_export_weights
+    from pipeline.model.network import load_export_weights
 
     values = write_tf1_release_checkpoint(tmp_path / "ckpt", 29)
     assert not (tmp_path / "ckpt" / "checkpoint").exists()
@@ -55,9 +55,9 @@ def test_release_layout_checkpoint_loads(tmp_path: Path) -> None:
 
 
 def test_transfer_drop_one_layer_and_resume_is_idempotent(tiny_corpus, tmp_path: Path) -> None:
-    from pipeline.model import read_checkpoint_weights
+    from pipeline.model.network import read_checkpoint_weights
+    from pipeline.model.train import Trainer
     from pipeline.paths import Paths
-    from pipeline.train import Trainer
 
     source = write_tf1_release_checkpoint(tmp_path / "src", 29)  # an English-sized output layer
     paths = Paths.at(copy_corpus(tiny_corpus, tmp_path / "data"))
@@ -84,7 +84,7 @@ def test_transfer_drop_one_layer_and_resume_is_idempotent(tiny_corpus, tmp_path:
 
 
 def test_keep_shared_characters(tmp_path: Path) -> None:
-    from pipeline.model import transfer_weights
+    from pipeline.model.network import transfer_weights
     from pipeline.text.alphabet import Alphabet
 
     src_alpha = Alphabet(tuple(" abc'"))

@@ -14,19 +14,20 @@ SIZE = {"N_HIDDEN": 128, "BATCH_SIZE": 8, "LEARNING_RATE": 0.002, "DROPOUT": 0.0
 
 
 def _cer(cfg, paths, csv) -> float:  # noqa: ANN001
-    from pipeline.inference import acoustic_outputs, greedy_text
-    from pipeline.metrics import wer_cer
+    from pipeline.lm.decode import greedy_decode
+    from pipeline.model.inference import acoustic_outputs
+    from pipeline.report.metrics import wer_cer
     from pipeline.text.alphabet import Alphabet
 
     alphabet = Alphabet.from_file(paths.alphabet)
     utts = acoustic_outputs(cfg, paths, [csv])
-    return wer_cer([u.transcript for u in utts], [greedy_text(u.probs, alphabet) for u in utts])[1]
+    return wer_cer([u.transcript for u in utts], [greedy_decode(u.probs, alphabet) for u in utts])[1]
 
 
 @pytest.mark.slow
 def test_transfer_en_to_fr_needs_fewer_steps(tmp_path: Path) -> None:
+    from pipeline.model.train import Trainer
     from pipeline.paths import Paths
-    from pipeline.train import Trainer
     from tests.train.conftest import train_config
     from tests.train.synth import make_corpus
 

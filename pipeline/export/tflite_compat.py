@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.model.geometry import OUTPUT_NAMES
+
 # Highest op versions whose kernels TFLite 2.3 (DeepSpeech 0.9.3) registers, for the ops we emit.
 TFLITE_23_MAX_VERSION = {
     "ADD": 2, "CONCATENATION": 3, "FULLY_CONNECTED": 8, "GATHER": 4, "LOGISTIC": 3, "MUL": 4,
@@ -78,8 +80,6 @@ def _tensor_name(t: Any) -> str:
 
 def make_legacy_compatible(data: bytes, output_names: list[str] | None = None) -> bytes:
     """Apply fixes 1-4 (see module docstring) and return the new flatbuffer."""
-    from pipeline.export import OUTPUT_NAMES
-
     schema = _schema()
     names = list(output_names or OUTPUT_NAMES)
     model = load_model(data)

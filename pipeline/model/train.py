@@ -33,33 +33,26 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import Config
+from pipeline.corpus_csv import split_csvs
 from pipeline.errors import ConfigError, MissingInputError, PipelineError
 from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_dir, remove_stale_temps, write_json, write_text
 from pipeline.logs import format_duration
+from pipeline.model.geometry import N_INPUT
 from pipeline.paths import Paths
 from pipeline.text.alphabet import Alphabet
 
-log = logging.getLogger("pipeline.train")
+log = logging.getLogger("pipeline.model.train")
 
 _REPORTED = ("MODEL_LANGUAGE", "N_HIDDEN", "BATCH_SIZE", "EPOCHS", "LEARNING_RATE", "DROPOUT",
              "EARLY_STOP", "ES_STOP", "ES_MIN_DELTA", "REDUCE_LR_ON_PLATEAU", "AMP", "AUGMENT",
              "TRANSFER_LEARNING", "DROP_SOURCE_LAYERS", "FEATURE_CACHE", "TRAIN_MAX_MINUTES",
              "MAX_BATCH_SECONDS", "RANDOM_SEED")
-STATE_FILE = "train_state.json"
-DONE_FILE = "train_done.json"
 BEST_INFO = "best_dev.json"
 FAST_TRAIN_SAMPLES = (16, 8)  # FAST_TRAIN: train and dev samples kept
 FAST_TRAIN_HIDDEN = 64       # FAST_TRAIN: N_HIDDEN at most this
 
 
-def done_file(paths: Paths) -> Path:
-    """Written last, only when training has finished its epochs (or stopped early on purpose)."""
-    return paths.checkpoints / DONE_FILE
-
-
-def state_file(paths: Paths) -> Path:
-    return paths.train_checkpoint_dir / STATE_FILE
 
 
 @dataclass
@@ -140,8 +133,8 @@ class Trainer:
         """Load the data, build model/optimizer/checkpoints and restore; returns the state."""
         import tensorflow as tf
 
-        from pipeline.dataset import FeatureCache, load_samples
-        from pipeline.model import Geometry, build_model
+        from pipeline.model.dataset import FeatureCache, load_samples
+        from pipeline.model.network import Geometry, build_model
 
         cfg, tc, dist = self.cfg, self.tc, self.dist
         limit_train, limit_dev = FAST_TRAIN_SAMPLES if cfg.general.fast_train else (None, None)
@@ -179,13 +172,13 @@ class Trainer:
 
         self.cache = FeatureCache(self.train_set) if tc.feature_cache else None
         self.dev_cache = FeatureCache(self.dev_set) if (tc.feature_cache and self.dev_set) else None
-        from pipeline.augment import build_augmenter
+        from pipeline.model.augment import build_augmenter
 
         self.augmenter = build_augmenter(tc.augment, cfg.general.random_seed)
         if self.augmenter is not None and self.cache is not None:
             self.augmenter = self.augmenter.without_audio()
         self._build_steps()
-        writer_dir = self.paths.logs / "tensorboard"
+        writer_dir = self.paths.tensorboard
         self.tb_train = tf.summary.create_file_writer(str(writer_dir / "train")) if dist.is_chief else None
         self.tb_dev = tf.summary.create_file_writer(str(writer_dir / "dev")) if dist.is_chief else None
 
@@ -227,7 +220,7 @@ class Trainer:
                  _fmt(state["best_dev_loss"]), state["best_epoch"])
         crashpoint("train.done_marker")
         if dist.is_chief:
-            write_json(done_file(self.paths), {
+            write_json(self.paths.train_done, {
                 "epochs": state["epoch"], "global_step": state["global_step"],
                 "best_dev_loss": state["best_dev_loss"], "best_epoch": state["best_epoch"],
                 "stop_reason": state["stop_reason"], "train_hours": self.train_set.hours,
@@ -272,7 +265,7 @@ class Trainer:
             return state
         state = fresh_state(self.cfg, self.alphabet)
         if self.tc.transfer_learning:
-            from pipeline.model import apply_transfer
+            from pipeline.model.network import apply_transfer
 
             state["transfer_from"] = apply_transfer(self.cfg, self.model, self.alphabet)
         log.info("starting training from %s", "transferred weights" if state["transfer_from"]
@@ -301,7 +294,7 @@ class Trainer:
             experimental_write_callbacks=[lambda _: crashpoint("train.checkpoint_save")])
         path = self.manager.save(checkpoint_number=state["global_step"], options=opts)
         if self.dist.is_chief:
-            write_json(state_file(self.paths), {**state, "checkpoint": Path(path).name})
+            write_json(self.paths.train_state, {**state, "checkpoint": Path(path).name})
 
     def _save_best(self, state: dict[str, Any], dev_loss: float | None) -> None:
         import tensorflow as tf
@@ -309,7 +302,7 @@ class Trainer:
         self._check_finite_weights(state)
         best = tf.train.Checkpoint(model=self.model)
         if not self.dist.is_chief:
-            tmp = self.paths.tmp / f"best_worker{self.dist.worker}"
+            tmp = self.paths.worker_tmp(self.dist.worker)
             best.write(str(tmp / "best_dev"))
             shutil.rmtree(tmp, ignore_errors=True)
             return
@@ -366,7 +359,7 @@ class Trainer:
                 strategy.reduce(sum_, f, None) / float(strategy.num_replicas_in_sync)
 
         # Fixed signatures (None for batch and time) so variable-length batches never retrace.
-        spec = (tf.TensorSpec([None, None, 26], tf.float32), tf.TensorSpec([None], tf.int32),
+        spec = (tf.TensorSpec([None, None, N_INPUT], tf.float32), tf.TensorSpec([None], tf.int32),
                 tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32))
         self._train_step_fn = train_step
         self._train_step_compiled: Any = None
@@ -392,7 +385,7 @@ class Trainer:
                  augment: Any) -> tuple[Any, int]:
         import tensorflow as tf
 
-        from pipeline.dataset import make_dataset, replica_batch_order
+        from pipeline.model.dataset import make_dataset, replica_batch_order
 
         dist = self.dist
         local = dist.replicas // dist.workers
@@ -406,7 +399,7 @@ class Trainer:
         return dist.strategy.distribute_datasets_from_function(fn), steps
 
     def _plan(self, samples: Any, seed: int | None) -> list[list[int]]:
-        from pipeline.dataset import plan_batches
+        from pipeline.model.dataset import plan_batches
 
         return plan_batches(samples.frames, self.tc.batch_size, self.tc.max_batch_seconds, seed)
 
@@ -476,7 +469,7 @@ class Trainer:
     def dev_loss(self) -> float | None:
         """Mean per-utterance CTC loss on the dev set, without dropout. Evaluated outside the
         strategy (every worker computes the same value), so no replica ever waits on an empty batch."""
-        from pipeline.dataset import make_dataset
+        from pipeline.model.dataset import make_dataset
 
         if not self.dev_set or len(self.dev_set) == 0:
             return None
@@ -528,7 +521,7 @@ class Trainer:
                                     f"{tc.es_stop} epoch(s) (ES_STOP)")
         elif dev is not None and tc.reduce_lr_on_plateau and state["es_counter"] > 0 \
                 and state["es_counter"] % tc.plateau_epochs == 0:
-            from pipeline.model import read_checkpoint_weights
+            from pipeline.model.network import read_checkpoint_weights
 
             state["plateau_reductions"] += 1
             self.model.assign_numpy(read_checkpoint_weights(self.paths.best_checkpoint_dir))
@@ -544,14 +537,14 @@ class Trainer:
             return
         import tensorflow as tf
 
-        from pipeline.features import wav_file_to_mfcc
-        from pipeline.inference import greedy_text
+        from pipeline.lm.decode import greedy_decode
+        from pipeline.model.features import wav_file_to_mfcc
 
         for i in range(n):
             feats = wav_file_to_mfcc(tf.constant(self.dev_set.paths[i]))
             logits = self.model(feats[tf.newaxis], compute_dtype=self.compute)[:, 0, :].numpy()
             log.info("  dev sample %d: %r -> %r", i + 1, self.dev_set.transcripts[i],
-                     greedy_text(logits, self.alphabet))
+                     greedy_decode(logits, self.alphabet))
 
 
 def tb_scalar(name: str, value: float, step: int) -> None:
@@ -597,21 +590,14 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-def train_csvs(cfg: Config, paths: Paths, split: str) -> list[Path]:
-    """The existing `<corpus>_<split>.csv` files of the active corpora."""
-    found = [paths.corpus_csv(c, split) for c in cfg.active_corpora()
-             if paths.corpus_csv(c, split).exists()]
-    return found
-
-
 def run_training(cfg: Config, paths: Paths, *, dist: Distribution | None = None) -> dict[str, Any]:
     """Train on the active corpora's train CSVs, validate on their dev CSVs."""
-    train = train_csvs(cfg, paths, "train")
+    train = split_csvs(cfg, paths, "train")
     if not train:
         raise MissingInputError(
             f"no train CSV for the corpora {', '.join(cfg.active_corpora())} under {paths.extracted}; "
             f"run the import stage first (or set CORPORA)")
-    done_file(paths).unlink(missing_ok=True)
+    paths.train_done.unlink(missing_ok=True)
     remove_stale_temps(paths.train_checkpoint_dir)  # e.g. train_state.json cut short by a crash
     np.random.seed(cfg.general.random_seed)
     # `docker stop` sends SIGTERM: turn it into the same graceful stop as Ctrl-C (checkpoint first)
@@ -619,7 +605,7 @@ def run_training(cfg: Config, paths: Paths, *, dist: Distribution | None = None)
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
-        return Trainer(cfg, paths, train, train_csvs(cfg, paths, "dev"), dist=dist).run()
+        return Trainer(cfg, paths, train, split_csvs(cfg, paths, "dev"), dist=dist).run()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

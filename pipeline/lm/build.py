@@ -9,7 +9,6 @@ trie` (`-v` omits the vocabulary strings so the scorer trailer can follow the se
 from __future__ import annotations
 
 import collections
-import csv
 import gzip
 import io
 import logging
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.corpus_csv import read_rows
 from pipeline.errors import ConfigError, ExternalToolError, MissingInputError
 from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_copy, atomic_write
@@ -71,13 +71,8 @@ def clean_line(line: str) -> str:
 
 def read_transcripts(csv_path: Path) -> Iterator[str]:
     """The `transcript` column of a DeepSpeech CSV."""
-    with open(csv_path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or "transcript" not in reader.fieldnames:
-            raise ConfigError(f"{csv_path}: no 'transcript' column (expected header "
-                              f"wav_filename,wav_filesize,transcript)")
-        for row in reader:
-            yield row["transcript"]
+    for row in read_rows(csv_path):
+        yield row.transcript
 
 
 def open_text(path: Path) -> io.TextIOBase:

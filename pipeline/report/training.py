@@ -13,15 +13,11 @@ from pipeline.config import Config
 from pipeline.fsutil import atomic_write, write_text
 from pipeline.paths import Paths
 
-log = logging.getLogger("pipeline.report")
+log = logging.getLogger("pipeline.report.training")
 
 REPORT_KEYS = ("MODEL_LANGUAGE", "N_HIDDEN", "BATCH_SIZE", "EPOCHS", "LEARNING_RATE", "DROPOUT",
                "EARLY_STOP", "ES_STOP", "AMP", "AUGMENT", "TRANSFER_LEARNING", "DROP_SOURCE_LAYERS",
                "LM_ALPHA", "LM_BETA", "BEAM_WIDTH")
-
-
-def loss_curve_png(paths: Paths) -> Path:
-    return paths.reports / "loss_curve.png"
 
 
 def _read_json(path: Path) -> Any:
@@ -62,12 +58,11 @@ def plot_loss_curve(history: list[dict[str, Any]], out: Path) -> bool:
 def write_report(cfg: Config, paths: Paths, results: dict[str, Any],
                  details: dict[str, dict[str, Any]]) -> Path:
     """Write reports/loss_curve.png, reports/training_report.md and .html; returns the .md path."""
-    from pipeline.train import done_file, state_file
 
-    state = _read_json(state_file(paths)) or {}
-    done = _read_json(done_file(paths)) or {}
+    state = _read_json(paths.train_state) or {}
+    done = _read_json(paths.train_done) or {}
     history = state.get("history", [])
-    has_curve = plot_loss_curve(history, loss_curve_png(paths))
+    has_curve = plot_loss_curve(history, paths.loss_curve)
     md: list[str] = [f"# Training report ({cfg.general.model_language})", ""]
     md += ["## Data", "",
            f"- train: {done.get('train_samples', '?')} clips, {done.get('train_hours', 0):.2f} h",
@@ -94,10 +89,10 @@ def write_report(cfg: Config, paths: Paths, results: dict[str, Any],
                "Worst samples:", "", "| reference | result | greedy | CER |", "|---|---|---|---|"]
         for s in d["examples"]["worst"]:
             md.append(f"| {s['reference']} | {s['decoded']} | {s['greedy']} | {s['cer']:.2f} |")
-    md_path = paths.reports / "training_report.md"
+    md_path = paths.training_report_md
     text = "\n".join(md) + "\n"
     write_text(md_path, text)
-    write_text(paths.reports / "training_report.html", _to_html(text))
+    write_text(paths.training_report_html, _to_html(text))
     return md_path
 
 

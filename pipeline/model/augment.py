@@ -29,8 +29,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.model.geometry import N_INPUT
 
-log = logging.getLogger("pipeline.augment")
+log = logging.getLogger("pipeline.model.augment")
 
 _DEFAULTS: dict[str, tuple[float, float]] = {
     "volume": (-6.0, 6.0), "noise": (15.0, 40.0), "speed": (0.9, 1.1), "pitch": (0.9, 1.1),
@@ -169,10 +170,10 @@ class Augmenter:
                 new_t = tf.maximum(tf.cast(tf.cast(t, tf.float32) * scale, tf.int32),
                                    tf.cast(min_frames, tf.int32))
                 new_t = tf.maximum(new_t, 1)
-                new = tf.image.resize(feats[tf.newaxis, :, :, tf.newaxis], [new_t, 26])[0, :, :, 0]
+                new = tf.image.resize(feats[tf.newaxis, :, :, tf.newaxis], [new_t, N_INPUT])[0, :, :, 0]
             elif spec.name in ("time_mask", "freq_mask"):
                 new = feats
-                axis_len = t if spec.name == "time_mask" else 26
+                axis_len = t if spec.name == "time_mask" else N_INPUT
                 width_max = TIME_MASK_FRAMES if spec.name == "time_mask" else FREQ_MASK_COEFFS
                 for m in range(int(round(spec.low))):
                     width = tf.cast(self._uniform(i, k * 8 + m + 256, 0, width_max + 1), tf.int32)

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -24,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import MissingInputError
-from pipeline.features import N_INPUT, SAMPLE_RATE, num_frames
+from pipeline.corpus_csv import read_rows
+from pipeline.model.features import num_frames
+from pipeline.model.geometry import N_INPUT, SAMPLE_RATE
 from pipeline.text.alphabet import Alphabet
 
-log = logging.getLogger("pipeline.dataset")
+log = logging.getLogger("pipeline.model.dataset")
 
 
 @dataclass(frozen=True)
@@ -51,24 +51,6 @@ class Samples:
     def subset(self, n: int) -> Samples:
         return Samples(self.paths[:n], self.transcripts[:n], self.labels[:n], self.frames[:n],
                        self.rejected)
-
-
-def read_csv_rows(csv_file: Path) -> list[tuple[str, str]]:
-    """(absolute wav path, transcript) rows of a DeepSpeech CSV."""
-    if not csv_file.exists():
-        raise MissingInputError(f"CSV {csv_file} does not exist; run the import stage first")
-    rows = []
-    with open(csv_file, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or not {"wav_filename", "transcript"} <= set(reader.fieldnames):
-            raise MissingInputError(f"{csv_file}: expected the header wav_filename,wav_filesize,"
-                                    f"transcript, got {reader.fieldnames}")
-        for row in reader:
-            wav = Path(row["wav_filename"])
-            if not wav.is_absolute():
-                wav = csv_file.parent / wav
-            rows.append((str(wav), row["transcript"] or ""))
-    return rows
 
 
 def ctc_min_frames(labels: Sequence[int]) -> int:
@@ -97,7 +79,7 @@ def load_samples(csv_files: Sequence[Path], alphabet: Alphabet, name: str = "set
     """Read and check the rows of `csv_files`; log a table of rejection reasons."""
     rows: list[tuple[str, str]] = []
     for f in csv_files:
-        rows.extend(read_csv_rows(Path(f)))
+        rows.extend((str(r.wav), r.transcript) for r in read_rows(Path(f)))
     if limit:
         rows = rows[:limit]
     with ThreadPoolExecutor(8) as pool:
@@ -179,7 +161,7 @@ class FeatureCache:
     def __init__(self, samples: Samples):
         import tensorflow as tf
 
-        from pipeline.features import wav_file_to_mfcc
+        from pipeline.model.features import wav_file_to_mfcc
 
         ds = tf.data.Dataset.from_tensor_slices(samples.paths).map(
             wav_file_to_mfcc, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -196,7 +178,7 @@ def make_dataset(samples: Samples, batch_order: Sequence[int], plan: list[list[i
     for the plan batches listed in `batch_order`, in that order."""
     import tensorflow as tf
 
-    from pipeline.features import audio_to_mfcc
+    from pipeline.model.features import audio_to_mfcc
 
     autotune = tf.data.AUTOTUNE if parallel is None else parallel
     flat = [i for b in batch_order for i in plan[b]]

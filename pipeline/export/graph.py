@@ -1,7 +1,7 @@
 """DeepSpeech-0.9-compatible model export: frozen `.pb`, `.pbmm`, fp32 and int8 `.tflite`.
 
 The graphs are built directly from a weights dict in the DeepSpeech 0.9 layout (see
-`pipeline.model.load_export_weights`) as TF1-style graphs whose weights are constants, so the
+`pipeline.model.network.load_export_weights`) as TF1-style graphs whose weights are constants, so the
 result is already frozen and every tensor name is the one the legacy clients look up.
 
 Why the graphs look the way they do (measured against libdeepspeech 0.9.3 / libstt 1.4.0, see
@@ -13,7 +13,7 @@ docs/export.md):
   rejects attrs it does not know (e.g. GatherNd's `bad_indices_policy`).
 - `.tflite`: unrolled LSTM (input projection hoisted, one FULLY_CONNECTED per step for the
   recurrence), v1 `from_frozen_graph` converter (keeps names), then flatbuffer fixes in
-  `pipeline.tflite_compat`.
+  `pipeline.export.tflite_compat`.
 """
 
 from __future__ import annotations
@@ -27,26 +27,23 @@ from typing import Any
 import numpy as np
 
 from pipeline.faults import crashpoint
+from pipeline.model.geometry import (
+    GRAPH_VERSION,
+    INPUT_NAMES_TFLITE,
+    LSTM_BIAS,
+    LSTM_KERNEL,
+    N_FEATURES,
+    N_INPUT,
+    N_STEPS,
+    N_WINDOW,
+    OUTPUT_NAMES,
+    RELU_CLIP,
+    weight_shapes,
+)
 from pipeline.text.alphabet import Alphabet
 
-log = logging.getLogger("pipeline.export")
+log = logging.getLogger("pipeline.export.graph")
 
-GRAPH_VERSION = 6
-N_STEPS = 16
-N_CONTEXT = 9
-N_INPUT = 26
-RELU_CLIP = 20.0
-LSTM_KERNEL = "cudnn_lstm/rnn/multi_rnn_cell/cell_0/cudnn_compatible_lstm_cell/kernel"
-LSTM_BIAS = "cudnn_lstm/rnn/multi_rnn_cell/cell_0/cudnn_compatible_lstm_cell/bias"
-DENSE_LAYERS = ("layer_1", "layer_2", "layer_3", "layer_5", "layer_6")
-
-INPUT_NAMES_PB = ["input_node", "input_lengths", "previous_state_c", "previous_state_h",
-                  "input_samples"]
-INPUT_NAMES_TFLITE = ["input_node", "previous_state_c", "previous_state_h", "input_samples"]
-METADATA_NAMES = ["metadata_version", "metadata_sample_rate", "metadata_feature_win_len",
-                  "metadata_feature_win_step", "metadata_beam_width", "metadata_alphabet",
-                  "metadata_language"]
-OUTPUT_NAMES = ["logits", "new_state_c", "new_state_h", "mfccs", *METADATA_NAMES]
 
 # Ops registered by the CPU libdeepspeech 0.9.3 TF build (reference deepspeech-0.9.md §1.5).
 LEGACY_TF_OPS = frozenset({
@@ -78,15 +75,7 @@ class ExportSettings:
 def check_weights(weights: dict[str, np.ndarray], n_hidden: int, n_classes: int) -> None:
     """Raise ValueError naming the variable whose shape does not match the geometry."""
     h = n_hidden
-    n_in = N_INPUT + 2 * N_INPUT * N_CONTEXT
-    expected = {
-        "layer_1/weights": (n_in, h), "layer_1/bias": (h,),
-        "layer_2/weights": (h, h), "layer_2/bias": (h,),
-        "layer_3/weights": (h, h), "layer_3/bias": (h,),
-        LSTM_KERNEL: (2 * h, 4 * h), LSTM_BIAS: (4 * h,),
-        "layer_5/weights": (h, h), "layer_5/bias": (h,),
-        "layer_6/weights": (h, n_classes), "layer_6/bias": (n_classes,),
-    }
+    expected = weight_shapes(n_hidden, n_classes)
     for name, shape in expected.items():
         if name not in weights:
             raise ValueError(f"export weights lack variable {name!r} (expected shape {shape})")
@@ -139,13 +128,13 @@ def _build(tf: Any, weights: dict[str, np.ndarray], alphabet: Alphabet, s: Expor
     graph = tf.Graph()
     with graph.as_default():
         input_node = tf.compat.v1.placeholder(
-            tf.float32, [1, N_STEPS, 2 * N_CONTEXT + 1, N_INPUT], name="input_node")
+            tf.float32, [1, N_STEPS, N_WINDOW, N_INPUT], name="input_node")
         if not tflite:
             input_lengths = tf.compat.v1.placeholder(tf.int32, [1], name="input_lengths")
         state_c = tf.compat.v1.placeholder(tf.float32, [1, h], name="previous_state_c")
         state_h = tf.compat.v1.placeholder(tf.float32, [1, h], name="previous_state_h")
         # Batch is 1, so [1, T, 19, 26] -> [T, 494] is already time-major.
-        x = tf.reshape(input_node, [N_STEPS, (2 * N_CONTEXT + 1) * N_INPUT])
+        x = tf.reshape(input_node, [N_STEPS, N_FEATURES])
         for layer in ("layer_1", "layer_2", "layer_3"):
             x = _dense(tf, x, weights, layer, relu=True)
         kernel = np.asarray(weights[LSTM_KERNEL], np.float32)
@@ -253,7 +242,7 @@ def convert_tflite(graph_def: Any, quantize: bool) -> bytes:
     """Convert the step graph with the v1 converter (exact names) and apply the legacy fixes."""
     import tensorflow as tf
 
-    from pipeline import tflite_compat
+    from pipeline.export import tflite_compat
 
     with tempfile.TemporaryDirectory(prefix="ds-export-") as tmp:
         pb = Path(tmp) / "step.pb"
@@ -284,7 +273,7 @@ def export_models(weights: dict[str, np.ndarray], alphabet: Alphabet, out_dir: P
                   n_hidden: int, beam_width: int = 500, language: str = "",
                   sample_rate: int = 16000) -> ExportedModels:
     """Write output_graph.pb, .pbmm, .tflite (int8 weights) and _fp32.tflite into `out_dir`."""
-    from pipeline import pbmm
+    from pipeline.export import pbmm
     from pipeline.fsutil import atomic_write
 
     s = ExportSettings(n_hidden=n_hidden, beam_width=beam_width, language=language,

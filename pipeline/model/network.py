@@ -21,12 +21,10 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import MissingInputError
-from pipeline.features import N_FEATURES
+from pipeline.model.geometry import LSTM_SCOPE, N_FEATURES, RELU_CLIP, weight_shapes
 
-log = logging.getLogger("pipeline.model")
+log = logging.getLogger("pipeline.model.network")
 
-RELU_CLIP = 20.0
-LSTM_SCOPE = "cudnn_lstm/rnn/multi_rnn_cell/cell_0/cudnn_compatible_lstm_cell"
 # attribute name on the module -> DeepSpeech TF1 variable name
 DS_NAMES: dict[str, str] = {
     "layer_1_weights": "layer_1/weights", "layer_1_bias": "layer_1/bias",
@@ -53,15 +51,9 @@ class Geometry:
     n_classes: int
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
-        h, c = self.n_hidden, self.n_classes
-        return {
-            "layer_1_weights": (N_FEATURES, h), "layer_1_bias": (h,),
-            "layer_2_weights": (h, h), "layer_2_bias": (h,),
-            "layer_3_weights": (h, h), "layer_3_bias": (h,),
-            "lstm_kernel": (2 * h, 4 * h), "lstm_bias": (4 * h,),
-            "layer_5_weights": (h, h), "layer_5_bias": (h,),
-            "layer_6_weights": (h, c), "layer_6_bias": (c,),
-        }
+        """Variable shapes keyed by attribute name (geometry.weight_shapes under DS names)."""
+        ds = weight_shapes(self.n_hidden, self.n_classes)
+        return {attr: ds[name] for attr, name in DS_NAMES.items()}
 
 
 def initial_values(geometry: Geometry, seed: int) -> dict[str, np.ndarray]:
@@ -105,7 +97,7 @@ def _make_module_class() -> type:
             layer, so a run is reproducible from RANDOM_SEED and a resumed run equals an
             uninterrupted one (the training loop derives it from the seed and the global step).
             """
-            from pipeline.features import add_context
+            from pipeline.model.features import add_context
 
             dt = tf.as_dtype(compute_dtype)
             w = {n: tf.cast(getattr(self, n), dt) for n in DS_NAMES}

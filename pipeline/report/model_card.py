@@ -4,12 +4,12 @@ results, export sizes and parity from models/export_parity.json."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config
+from pipeline.corpus_csv import SPLITS, read_rows
 from pipeline.langs import LanguagePack
 from pipeline.paths import Paths
 
@@ -20,13 +20,11 @@ def corpus_hours(cfg: Config, paths: Paths) -> dict[str, dict[str, float]]:
     """{corpus: {split: hours}} from the CSVs' wav_filesize (16 kHz mono PCM16)."""
     out: dict[str, dict[str, float]] = {}
     for corpus in cfg.active_corpora():
-        for split in ("train", "dev", "test"):
+        for split in SPLITS:
             p = paths.corpus_csv(corpus, split)
             if not p.is_file():
                 continue
-            with open(p, newline="", encoding="utf-8") as fh:
-                total = sum(max(0, int(r["wav_filesize"]) - WAV_HEADER_BYTES)
-                            for r in csv.DictReader(fh))
+            total = sum(max(0, r.wav_filesize - WAV_HEADER_BYTES) for r in read_rows(p))
             out.setdefault(corpus, {})[split] = round(total / (16000 * 2) / 3600, 3)
     return out
 
@@ -66,7 +64,7 @@ def build_model_card(cfg: Config, paths: Paths, pack: LanguagePack) -> str:
     license_ = e.export_license or meta.get("license", "")
     language = meta.get("language_tag", pack.code)
     parity: dict[str, Any] = {}
-    parity_file = paths.models / "export_parity.json"
+    parity_file = paths.export_parity
     if parity_file.is_file():
         parity = json.loads(parity_file.read_text(encoding="utf-8"))
     hours = corpus_hours(cfg, paths)

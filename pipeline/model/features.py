@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-SAMPLE_RATE = 16000
-WINDOW_SAMPLES = 512   # 32 ms
-STEP_SAMPLES = 320     # 20 ms
-N_INPUT = 26
-N_CONTEXT = 9
-N_WINDOW = 2 * N_CONTEXT + 1
-N_FEATURES = N_WINDOW * N_INPUT  # 494
+from pipeline.model.geometry import (
+    N_CONTEXT,
+    N_FEATURES,
+    N_INPUT,
+    N_WINDOW,
+    SAMPLE_RATE,
+    STEP_SAMPLES,
+    WINDOW_SAMPLES,
+)
 
 
 def num_frames(n_samples: int) -> int:

@@ -12,10 +12,11 @@ import numpy as np
 
 from pipeline.config import Config
 from pipeline.errors import MissingInputError
+from pipeline.model.geometry import N_INPUT
 from pipeline.paths import Paths
 from pipeline.text.alphabet import Alphabet
 
-log = logging.getLogger("pipeline.inference")
+log = logging.getLogger("pipeline.model.inference")
 
 
 @dataclass(frozen=True)
@@ -25,32 +26,13 @@ class Utterance:
     probs: np.ndarray  # [T, C] softmax, float32, blank last
 
 
-def greedy_text(scores: np.ndarray, alphabet: Alphabet) -> str:
-    """Best path: argmax per frame, collapse repeats, drop the blank (last class). Works on logits
-    or probabilities."""
-    try:
-        from pipeline.decode import greedy_decode  # the LM area's implementation, when present
-
-        return greedy_decode(np.asarray(scores, np.float32), alphabet)
-    except ImportError:
-        pass
-    best = np.argmax(scores, axis=-1)
-    blank = scores.shape[-1] - 1
-    out, prev = [], -1
-    for k in best:
-        if k != prev and k != blank:
-            out.append(int(k))
-        prev = k
-    return alphabet.decode(out)
-
-
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def load_model(checkpoint: Path, alphabet: Alphabet) -> Any:
-    from pipeline.model import build_model, geometry_of, read_checkpoint_weights
+    from pipeline.model.network import build_model, geometry_of, read_checkpoint_weights
 
     weights = read_checkpoint_weights(checkpoint)
     geometry = geometry_of(weights)
@@ -68,7 +50,7 @@ def acoustic_outputs(cfg: Config, paths: Paths, csv_files: list[Path], checkpoin
     out with a logged reason), from the best-dev checkpoint unless `checkpoint` is given."""
     import tensorflow as tf
 
-    from pipeline.dataset import load_samples, make_dataset, plan_batches
+    from pipeline.model.dataset import load_samples, make_dataset, plan_batches
 
     checkpoint = Path(checkpoint) if checkpoint else paths.best_checkpoint_dir
     if not checkpoint.exists():
@@ -79,7 +61,7 @@ def acoustic_outputs(cfg: Config, paths: Paths, csv_files: list[Path], checkpoin
     plan = plan_batches(samples.frames, cfg.train.batch_size)
     ds = make_dataset(samples, list(range(len(plan))), plan)
     infer = tf.function(lambda f: model(f),
-                        input_signature=[tf.TensorSpec([None, None, 26], tf.float32)])
+                        input_signature=[tf.TensorSpec([None, None, N_INPUT], tf.float32)])
     probs: list[np.ndarray | None] = [None] * len(samples)
     for b, (feats, flen, _labels, _llen) in enumerate(ds):
         logits = infer(feats).numpy()          # [T, B, C]

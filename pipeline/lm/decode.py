@@ -163,7 +163,7 @@ class Decoder:
         self._trie: Any = None
         self.rescued = 0  # utterances decoded a second time (for benchmarks and logs)
         if self.scorer_path is not None:
-            from pipeline.scorer import read_scorer, vocabulary
+            from pipeline.lm.scorer import read_scorer, vocabulary
 
             info = read_scorer(self.scorer_path)
             if info.utf8:
@@ -259,7 +259,7 @@ class Decoder:
         workers = max(1, min(workers, n))
         if workers == 1:
             return [self.decode(p) for p in list_of_probs]
-        method = _start_method()
+        method = start_method()
         ctx = multiprocessing.get_context(method)
         # Longest first so the last worker to finish is not stuck with a long utterance.
         order = sorted(range(n), key=lambda i: -len(list_of_probs[i]))
@@ -282,7 +282,7 @@ class Decoder:
         return out
 
 
-def _start_method() -> str:
+def start_method() -> str:
     # fork is fast, but not safe once TensorFlow's threads exist in this process.
     if sys.platform.startswith("linux") and "tensorflow" not in sys.modules:
         return "fork"
