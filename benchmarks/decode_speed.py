@@ -13,7 +13,7 @@ Emissions:
   random rival character that wins about one time in four), so greedy decoding makes character
   errors a language model can fix.
 - `real`: the softmax outputs of a tiny DeepSpeech-geometry model (tests/export/export_fixtures,
-  N_HIDDEN 64) trained for up to `--real-seconds` on espeak-ng clips of the test sentences (and
+  N_HIDDEN 64) trained for up to `--real-steps` on espeak-ng clips of the test sentences (and
   copies with 0.1-0.5 s of silence and faint noise around them), run through the exported TFLite
   model like `transcribe` does on the same speech with other silence (0.3-0.8 s) and noise around
   it. Far too small to generalize, the model is fragile: greedy CER ≈ 0.15, real confusions.
@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO))
 from pipeline.lm import build as lmbuild  # noqa: E402
 from pipeline.lm.decode import WIDE, Decoder, Pruning, greedy_decode  # noqa: E402
 from pipeline.lm.scorer import build_scorer  # noqa: E402
+from pipeline.report.metrics import wer_cer  # noqa: E402
 from pipeline.text.alphabet import Alphabet  # noqa: E402
 
 ALPHABET = Alphabet(tuple(" abcdefghijklmnopqrstuvwxyz'"))
@@ -119,7 +120,7 @@ def synth_emissions(text: str, rng: np.random.Generator, noise: float) -> np.nda
     return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def real_emissions(texts: list[str], seconds: float, work: Path) -> list[np.ndarray]:
+def real_emissions(texts: list[str], steps: int, work: Path) -> list[np.ndarray]:
     """Softmax outputs of a tiny model trained on espeak-ng clips of `texts`, run on the same
     speech with other silence and noise around it (module docstring)."""
     import soundfile as sf
@@ -133,7 +134,7 @@ def real_emissions(texts: list[str], seconds: float, work: Path) -> list[np.ndar
     from tests.espeak import speak
 
     clips = synth(texts, work / "clips", voice="en", wpm=150)
-    weights = train_tiny(clips, texts, ALPHABET, n_hidden=64, seconds=seconds)
+    weights = train_tiny(clips, texts, ALPHABET, n_hidden=64, max_steps=steps)
     export_models(weights, ALPHABET, work / "model", 64, 100, "en-US")
     model = load_model(work / "model" / "output_graph_fp32.tflite")
     rng = np.random.default_rng(7)
@@ -148,12 +149,6 @@ def real_emissions(texts: list[str], seconds: float, work: Path) -> list[np.ndar
         pcm, _ = sf.read(str(work / "last_test.wav"), dtype="float32")
         out.append(stream_probs(model, pcm))
     return out
-
-
-def error_rates(refs: list[str], hyps: list[str]) -> tuple[float, float]:
-    import jiwer
-
-    return float(jiwer.wer(refs, hyps)), float(jiwer.cer(refs, hyps))
 
 
 def timed(fns: dict[str, Callable[[np.ndarray], str]], items: list[np.ndarray],
@@ -180,7 +175,7 @@ def run(label: str, test: list[str], probs: list[np.ndarray], binary: Path, scor
     audio_s = sum(len(p) for p in probs) * FRAME_S
     blank_share = float(np.mean(np.concatenate([p[:, -1] for p in probs]) >= 0.999))
     greedy = [greedy_decode(p, ALPHABET) for p in probs]
-    g_wer, g_cer = error_rates(test, greedy)
+    g_wer, g_cer = wer_cer(test, greedy)
     iv = [i for i, t in enumerate(test) if all(w in vocab_set for w in t.split())]
     print(f"\n== {label} emissions: {len(test)} utterances, {audio_s:.1f} s of audio, "
           f"{sum(len(p) for p in probs) / sum(len(t) for t in test):.2f} frames per character, "
@@ -209,8 +204,8 @@ def run(label: str, test: list[str], probs: list[np.ndarray], binary: Path, scor
             second[name] = str(d.rescued)
         for name in ["pyctcdecode", *VARIANTS]:
             hyp, t = res[name]
-            wer, cer = error_rates(test, hyp)
-            wer_iv, _ = error_rates([test[i] for i in iv], [hyp[i] for i in iv])
+            wer, cer = wer_cer(test, hyp)
+            wer_iv, _ = wer_cer([test[i] for i in iv], [hyp[i] for i in iv])
             print(f"{beam:>5} {name:<18} {t / audio_s:>10.5f} {wer:>7.4f} {cer:>7.4f} "
                   f"{wer_iv:>8.4f} {t_py / t:>20.1f}x {second.get(name, ''):>8}")
 
@@ -221,7 +216,7 @@ def main() -> None:
     ap.add_argument("--utterances", type=int, default=40)
     ap.add_argument("--noise", type=float, default=0.3, help="share of confused characters")
     ap.add_argument("--real-utterances", type=int, default=24)
-    ap.add_argument("--real-seconds", type=float, default=240.0, help="tiny model training time")
+    ap.add_argument("--real-steps", type=int, default=4000, help="tiny model training steps (at most)")
     ap.add_argument("--top-k", type=int, default=50000)
     ap.add_argument("--order", type=int, default=4)
     ap.add_argument("--alpha", type=float, default=0.931289039105002)
@@ -264,8 +259,8 @@ def main() -> None:
                 scorer, vocab, args)
         if args.emissions in ("real", "both"):
             real = [s for s in test if len(s.split()) <= 12][:args.real_utterances]
-            probs = real_emissions(real, args.real_seconds, tmp / "real")
-            run(f"real (tiny model, {args.real_seconds:g} s training)", real, probs, binary,
+            probs = real_emissions(real, args.real_steps, tmp / "real")
+            run(f"real (tiny model, <= {args.real_steps} training steps)", real, probs, binary,
                 scorer, vocab, args)
 
 

@@ -29,10 +29,10 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from importers.base import SourceRow  # noqa: E402
-from importers.engine import RowSettings, Sample, run_rows  # noqa: E402
-from pipeline.langs import load_pack  # noqa: E402
-from pipeline.text.normalize import rules_for  # noqa: E402
+from importers.base import SourceRow
+from importers.engine import RowSettings, Sample, run_rows
+from pipeline.langs import load_pack
+from pipeline.text.normalize import rules_for
 
 
 def make_clips(out: Path, n: int, seed: int = 1) -> list[Path]:
@@ -70,7 +70,7 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def timed(fn, *args) -> tuple[float, float]:  # noqa: ANN001
+def timed(fn, *args) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of fn(*args)."""
     c0, t0 = cpu_seconds(), time.perf_counter()
     fn(*args)

@@ -22,10 +22,6 @@ REGISTRY: dict[str, str] = {
 CONTRACT = ("KEY", "TITLE", "LICENSE", "download", "extract", "list_rows")
 
 
-def importer_keys() -> tuple[str, ...]:
-    return tuple(REGISTRY)
-
-
 def get_importer(key: str) -> ModuleType:
     """The module registered under `key`; ConfigError naming the valid keys otherwise."""
     if key not in REGISTRY:

@@ -23,6 +23,7 @@ from typing import Any
 from pipeline.config import Config
 from pipeline.langs import LanguagePack
 from pipeline.paths import Paths
+from pipeline.text.normalize import EMPTY, INVALID, OUTSIDE
 
 # Rejection reasons (the quarantine CSV's `reason` column and the report's keys).
 MISSING_FILE = "missing_file"
@@ -31,9 +32,8 @@ UNREADABLE_AUDIO = "unreadable_audio"
 TOO_SHORT = "too_short"
 TOO_LONG = "too_long"
 CTC_INFEASIBLE = "ctc_infeasible"
-EMPTY_TRANSCRIPT = "empty_transcript"
-INVALID_TRANSCRIPT = "invalid_transcript"
-OUTSIDE_ALPHABET = "outside_alphabet"
+# the transcript reasons are decided by the normalizer
+EMPTY_TRANSCRIPT, INVALID_TRANSCRIPT, OUTSIDE_ALPHABET = EMPTY, INVALID, OUTSIDE
 DUPLICATE_CLIP = "duplicate_clip"
 BAD_ROW = "bad_row"                     # metadata line unusable (missing column, not UTF-8)
 # Policy reasons: rows left out on purpose; they do not count against MIN_KEPT_RATIO.
@@ -42,11 +42,7 @@ SENTENCE_LIMIT = "sentence_over_limit"  # DUPLICATE_SENTENCE_COUNT
 SPLIT_OVERLAP = "split_overlap"          # would break speaker/sentence disjointness of the splits
 
 POLICY_REASONS = frozenset({SKIP_LIST, SENTENCE_LIMIT, SPLIT_OVERLAP})
-ALL_REASONS = (MISSING_FILE, EMPTY_FILE, UNREADABLE_AUDIO, TOO_SHORT, TOO_LONG, CTC_INFEASIBLE,
-               EMPTY_TRANSCRIPT, INVALID_TRANSCRIPT, OUTSIDE_ALPHABET, DUPLICATE_CLIP, BAD_ROW,
-               SKIP_LIST, SENTENCE_LIMIT, SPLIT_OVERLAP)
 
-SPLITS = ("train", "dev", "test")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from importers.base import BAD_ROW, ImportContext, Rejection
 from pipeline import download as dl
 from pipeline.errors import ConfigError, MissingInputError
 
-log = logging.getLogger("pipeline.import")
+log = logging.getLogger(__name__)
 
 
 def fetch(ctx: ImportContext, key: str, url: str, archive_name: str, checksum: str) -> Path:

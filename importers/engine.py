@@ -28,11 +28,11 @@ from importers.base import (
     CTC_INFEASIBLE,
     DUPLICATE_CLIP,
     EMPTY_FILE,
+    INVALID_TRANSCRIPT,
     MISSING_FILE,
     POLICY_REASONS,
     SENTENCE_LIMIT,
     SPLIT_OVERLAP,
-    SPLITS,
     TOO_LONG,
     TOO_SHORT,
     UNREADABLE_AUDIO,
@@ -44,19 +44,19 @@ from importers.base import (
     rejection_from_row,
 )
 from pipeline import audio
-from pipeline.corpus_csv import write_rows
+from pipeline.config import FAST_TRAIN
+from pipeline.corpus_csv import SPLITS, write_rows
 from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_write, remove_stale_temps, write_json
+from pipeline.model.features import ctc_min_frames
 from pipeline.procs import die_with_parent
 from pipeline.progress import Progress
 from pipeline.text.normalize import TextRules, normalize_text, rules_for
 
-log = logging.getLogger("pipeline.import")
+log = logging.getLogger(__name__)
 
 QUARANTINE_HEADER = ("source", "speaker", "transcript", "normalized", "reason", "detail", "duration",
                      "origin")
-FAST_TRAIN_ROWS = {"train": 200, "dev": 50, "test": 50}
-FAST_TRAIN_TOTAL = 300
 SPLIT_FRACTIONS = {"test": 0.1, "dev": 0.1, "train": 0.8}
 CTC_FRAME_MS = 20
 WAVS_MARKER = ".source.json"
@@ -74,9 +74,7 @@ class RowSettings:
 
 def ctc_feasible(label: str, duration_s: float) -> bool:
     """CTC needs one frame per label plus a blank between equal neighbours (20 ms frames)."""
-    frames = int(duration_s * 1000 // CTC_FRAME_MS)
-    repeats = sum(1 for a, b in zip(label, label[1:], strict=False) if a == b)
-    return len(label) + repeats <= frames
+    return ctc_min_frames(label) <= int(duration_s * 1000 // CTC_FRAME_MS)
 
 
 def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
@@ -115,7 +113,7 @@ def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
         else:
             duration = samples.size / rate
     if norm.text is None:
-        return rejection_from_row(row, norm.reason or "invalid_transcript", norm.detail, normalized,
+        return rejection_from_row(row, norm.reason or INVALID_TRANSCRIPT, norm.detail, normalized,
                                   duration)
     if duration < settings.min_duration:
         return rejection_from_row(row, TOO_SHORT, f"{duration:.2f}s < MIN_DURATION "
@@ -319,10 +317,10 @@ def _fast_train_limit(rl: RowList, seed: int) -> int:
     ranked = sorted(rl.rows, key=lambda r: _rank(seed, r.key))
     if rl.official_splits:
         keep: list[SourceRow] = []
-        for sp, n in FAST_TRAIN_ROWS.items():
+        for sp, n in FAST_TRAIN.import_rows:
             keep += [r for r in ranked if r.split == sp][:n]
     else:
-        keep = ranked[:FAST_TRAIN_TOTAL]
+        keep = ranked[:FAST_TRAIN.import_total]
     keep_keys = {r.key for r in keep}
     rl.rows = [r for r in rl.rows if r.key in keep_keys]
     return before - len(rl.rows)
@@ -364,7 +362,7 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
         dropped = _fast_train_limit(rl, seed)
         if dropped:
             report.notes.append(f"FAST_TRAIN=1: {dropped} rows not imported (limit "
-                                f"{FAST_TRAIN_TOTAL})")
+                                f"{FAST_TRAIN.import_total})")
     rejections: list[Rejection] = list(rl.rejected)
     # The same clip listed twice (e.g. in two TSVs): keep the first listing.
     seen_keys: set[str] = set()

@@ -94,7 +94,7 @@ def decode(path: str | os.PathLike[str] | BinaryIO, max_seconds: float | None = 
     """Decode a libsndfile-readable file (path or binary file object) to float32 mono samples;
     returns (samples, rate, channels of the source). Raises AudioError, or AudioTooLong without
     reading past `max_seconds` (a multi-hour file never lands in memory)."""
-    src: str | BinaryIO = path if hasattr(path, "read") else os.fspath(path)  # type: ignore[assignment,arg-type]
+    src: str | BinaryIO = path if hasattr(path, "read") else os.fspath(path)  # type: ignore[assignment]
     try:
         with sf.SoundFile(src) as f:
             rate, channels, declared = int(f.samplerate), int(f.channels), int(f.frames)

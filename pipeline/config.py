@@ -5,8 +5,13 @@ the order given) < process environment < CLI flags. Every field carries its envi
 seed pipelines' names), a one-line help text and its valid range. Parsing is strict and gathers every
 problem into one `ConfigError`.
 
-To add a variable: add a `var(...)` field to the section it belongs to. Nothing else is needed; the
-`config` command, the README table (`ds-pipeline config --markdown`) and fingerprints pick it up.
+To add a variable: add a `var(...)` field to the section it belongs to, then either add it to the
+`config_keys` of every stage whose output it changes (the stage fingerprints) or to
+`pipeline.stages.NO_OUTPUT_EFFECT`; a test checks that every variable is in one of them. The `config`
+command and the README table (`ds-pipeline config --markdown`) pick it up by themselves.
+
+`effective()` applies the settings that rewrite others (FAST_TRAIN) once, inside `load_config`, so the
+printed configuration, the fingerprints and every stage see the values that actually run.
 """
 
 from __future__ import annotations
@@ -499,7 +504,40 @@ def load_config(env_files: Sequence[str | os.PathLike[str]] = (), *,
     cross = _cross_checks(cfg)
     if cross:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(cross))
-    return cfg
+    return effective(cfg)
+
+
+@dataclass(frozen=True)
+class FastTrainLimits:
+    """What FAST_TRAIN=1 shrinks, so that every stage of a smoke run takes seconds."""
+
+    import_rows: tuple[tuple[str, int], ...] = (("train", 200), ("dev", 50), ("test", 50))
+    import_total: int = 300       # rows imported per corpus, chosen by hash
+    train_samples: int = 16       # training samples used
+    dev_samples: int = 8          # dev samples used
+    test_samples: int = 16        # test clips decoded per test set
+    n_hidden: int = 64            # N_HIDDEN at most this
+    lm_top_k: int = 500           # LM_TOP_K at most this
+
+
+FAST_TRAIN = FastTrainLimits()
+
+
+def effective(cfg: Config) -> Config:
+    """The configuration that runs: FAST_TRAIN's caps applied to N_HIDDEN and LM_TOP_K, with the
+    source recorded as "FAST_TRAIN" (the limits that are not settings are read from `FAST_TRAIN`
+    by the stages that apply them)."""
+    if not cfg.general.fast_train:
+        return cfg
+    caps = {"N_HIDDEN": FAST_TRAIN.n_hidden, "LM_TOP_K": FAST_TRAIN.lm_top_k}
+    changed = {k: v for k, v in caps.items() if cfg.value(k) > v}
+    if not changed:
+        return cfg
+    out = cfg.with_values(**changed)
+    sources = dict(cfg.sources)
+    for k in changed:
+        sources[k] = f"FAST_TRAIN (was {format_value(cfg.value(k))} from {cfg.sources.get(k, 'default')})"
+    return dataclasses.replace(out, sources=sources)
 
 
 def _cross_checks(cfg: Config) -> list[str]:

@@ -52,8 +52,10 @@ class ExternalToolError(PipelineError):
     """An external program exited non-zero; the message carries its stderr tail."""
 
 
-class StageNotAvailable(PipelineError):
-    """The stage exists in the plan but is not implemented in this version."""
+class DataDirNotWritable(PipelineError):
+    """The data dir (or one of its folders) cannot be written by this user."""
+
+    exit_code = 2
 
 
 class DataQualityError(PipelineError):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 import progressbar
@@ -14,7 +13,7 @@ import progressbar
 from pipeline.logs import format_duration
 
 T = TypeVar("T")
-log = logging.getLogger("pipeline.progress")
+log = logging.getLogger(__name__)
 
 
 class Progress:
@@ -70,13 +69,3 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def track(items: Iterable[T], total: int | None = None, label: str = "working",
-          unit: str = "items") -> Iterator[T]:
-    """Iterate with progress."""
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore[arg-type]
-    with Progress(total, label, unit) as prog:
-        for item in items:
-            yield item
-            prog.update()

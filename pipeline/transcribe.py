@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.config import LmConfig
 from pipeline.errors import MissingInputError, UsageError
 from pipeline.export.runtime import ExportedModel, stream_probs
-from pipeline.lm.decode import Decoder, greedy_decode
+from pipeline.lm.decode import WIDE, Decoder, greedy_decode
 from pipeline.lm.scorer import read_scorer
 from pipeline.model.geometry import SAMPLE_RATE
 from pipeline.vad import Segment, split_speech
@@ -80,8 +80,11 @@ class Transcriber:
             if alpha is None or beta is None:
                 alpha = LmConfig().lm_alpha if alpha is None else alpha
                 beta = LmConfig().lm_beta if beta is None else beta
+            # ds_ctcdecoder's breadth (WIDE), not the fast bulk-decoding default: `transcribe` must
+            # read like the DeepSpeech client; on a weak model the fast pruning loses words the
+            # client keeps (tests/export/test_export_legacy.py).
             self._decoder = Decoder(self.model.alphabet, self.scorer, alpha, beta,
-                                    self.beam_width or self.model.beam_width)
+                                    self.beam_width or self.model.beam_width, pruning=WIDE, rescue=None)
 
     def decode(self, probs: np.ndarray) -> str:
         if len(probs) == 0:

@@ -30,7 +30,7 @@ def _lib() -> tuple[ctypes.CDLL, int, object]:
     cb_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
                                ctypes.c_void_p)
 
-    def on_audio(wav, n, events):  # noqa: ANN001 - ctypes callback
+    def on_audio(wav, n, events):
         if wav and n > 0:
             _chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
         return 0

@@ -35,7 +35,7 @@ class LocalServer:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 rng = self.headers.get("Range")
                 outer.requests.append((self.path, rng, self.headers.get("Authorization")))
                 path = self.path.split("?")[0]

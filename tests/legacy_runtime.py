@@ -111,7 +111,7 @@ def _main(argv: list[str]) -> int:
     ap.add_argument("wavs", nargs="*")
     args = ap.parse_args(argv)
     lib, p = _load(args.runtime)
-    f = lambda name: getattr(lib, f"{p}_{name}")  # noqa: E731
+    f = lambda name: getattr(lib, f"{p}_{name}")
     f("CreateModel").argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
     f("CreateModel").restype = ctypes.c_int
     f("ErrorCodeToErrorMessage").restype = ctypes.c_void_p

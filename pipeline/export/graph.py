@@ -42,7 +42,7 @@ from pipeline.model.geometry import (
 )
 from pipeline.text.alphabet import Alphabet
 
-log = logging.getLogger("pipeline.export.graph")
+log = logging.getLogger(__name__)
 
 
 # Ops registered by the CPU libdeepspeech 0.9.3 TF build (reference deepspeech-0.9.md §1.5).

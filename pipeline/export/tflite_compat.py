@@ -34,7 +34,7 @@ def _schema() -> Any:
     return schema
 
 
-def load_model(data: bytes) -> Any:
+def read_flatbuffer(data: bytes) -> Any:
     schema = _schema()
     return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(data), 0))
 
@@ -58,7 +58,7 @@ def op_name(schema: Any, code: Any) -> str:
 def op_versions(data: bytes) -> dict[str, int]:
     """{op name: version} of every operator code in a `.tflite` (CUSTOM ops as CUSTOM:<name>)."""
     schema = _schema()
-    model = load_model(data)
+    model = read_flatbuffer(data)
     return {op_name(schema, c): c.version for c in model.operatorCodes}
 
 
@@ -82,7 +82,7 @@ def make_legacy_compatible(data: bytes, output_names: list[str] | None = None) -
     """Apply fixes 1-4 (see module docstring) and return the new flatbuffer."""
     schema = _schema()
     names = list(output_names or OUTPUT_NAMES)
-    model = load_model(data)
+    model = read_flatbuffer(data)
     if len(model.subgraphs) != 1:
         raise ValueError(f"expected one subgraph, the converter produced {len(model.subgraphs)}")
     sg = model.subgraphs[0]

@@ -19,10 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.corpus_csv import read_rows
+from pipeline.config import Config
+from pipeline.corpus_csv import read_rows, split_csvs
 from pipeline.errors import ConfigError, ExternalToolError, MissingInputError
 from pipeline.faults import crashpoint
-from pipeline.fsutil import atomic_copy, atomic_write
+from pipeline.fsutil import atomic_copy, atomic_write, write_text
+from pipeline.langs import LanguagePack
+from pipeline.paths import Paths
+from pipeline.text.alphabet import Alphabet
 from pipeline.tools import find_tool, run_tool
 
 log = logging.getLogger(__name__)
@@ -228,3 +232,72 @@ def build_kenlm(text_gz: Path, vocab: list[str], out_binary: Path, settings: LmS
         atomic_copy(tmp_binary, out_binary)
         tmp_binary.unlink()
     return {"discount_fallback": fallback, "binary_bytes": out_binary.stat().st_size}
+
+
+def build_language_model(cfg: Config, paths: Paths, pack: LanguagePack, tmp: Path) -> dict[str, Any]:
+    """The lm stage's work: LM text (train transcripts + the pack's LM text, minus dev/test
+    sentences) -> KenLM binary -> vocabulary -> `.scorer`. Returns the LM report."""
+    from pipeline.lm.scorer import build_scorer
+
+    alphabet = Alphabet.from_file(paths.alphabet)
+    tools = kenlm_tools(cfg.lm.kenlm_bin)
+    top_k = cfg.lm.lm_top_k
+
+    train_csvs = split_csvs(cfg, paths, "train", existing=False)
+    present = [p for p in train_csvs if p.is_file()]
+    for p in train_csvs:
+        if not p.is_file():
+            log.warning("no training transcripts at %s: that corpus adds nothing to the LM", p)
+    if not present and not pack.lm_text_urls:
+        raise MissingInputError(
+            f"no LM text: none of {', '.join(str(p) for p in train_csvs)} exists and the language "
+            f"pack has no lm_text_urls; run the import stage first")
+    heldout = load_heldout(paths.heldout_sentences)
+    if not heldout:
+        log.warning("%s is missing or empty: dev/test sentences cannot be kept out of the LM",
+                        paths.heldout_sentences)
+
+    def external(path: Path) -> Iterator[str]:
+        with open_text(path) as fh:
+            for line in fh:
+                norm = normalize_lm_line(line, pack, cfg.data.english_compatible)
+                if norm:
+                    yield norm
+
+    sources: list[tuple[str, Iterator[str]]] = []
+    for url in pack.lm_text_urls:
+        local = download_text(url, paths.sources / "lm_text")
+        sources.append((url, external(local)))
+    for p in present:
+        sources.append((str(p.relative_to(paths.root)), read_transcripts(p)))
+
+    text_gz = tmp / "lm_text.txt.gz"
+    stats, counts = write_lm_text(text_gz, sources, heldout)
+    if stats.words == 0:
+        raise MissingInputError("the LM text is empty after removing dev/test sentences; add "
+                                "training data or lm_text_urls to the language pack")
+    vocab = top_k_vocab(counts, top_k)
+    write_text(paths.vocab(top_k), "\n".join(vocab) + "\n")
+    settings = LmSettings(order=cfg.lm.lm_order, prune=cfg.lm.lm_prune, memory=cfg.lm.lm_memory,
+                          top_k=top_k)
+    build = build_kenlm(text_gz, vocab, paths.lm_binary, settings, tools, tmp / "kenlm")
+    text_gz.unlink(missing_ok=True)
+    info = build_scorer(paths.lm_binary, vocab, alphabet, cfg.lm.lm_alpha, cfg.lm.lm_beta,
+                        paths.scorer)
+    n_trie_words = sum(1 for w in vocab if clean_line(w) and not alphabet.missing(w))
+    cov = coverage(set(vocab), heldout)
+    report = {
+        "text": {"lines": stats.lines, "words": stats.words, "unique_words": len(counts),
+                 "excluded_heldout_lines": stats.excluded_heldout, "sources": stats.sources},
+        "vocabulary": {"top_k": top_k, "size": len(vocab), "in_scorer": n_trie_words,
+                       "not_spellable": len(vocab) - n_trie_words,
+                       "share_of_text_tokens": round(sum(counts[w] for w in vocab) / stats.words, 4)},
+        "heldout_coverage": cov,
+        "kenlm": {"order": settings.order, "prune": settings.prune, "memory": settings.memory,
+                  "a_bits": settings.a_bits, "q_bits": settings.q_bits, "type": settings.binary_type,
+                  **build},
+        "scorer": {"path": str(paths.scorer.relative_to(paths.root)),
+                   "bytes": paths.scorer.stat().st_size, "alpha": info.alpha, "beta": info.beta,
+                   "fst_states": len(info.fst.states), "fst_arcs": len(info.fst.arcs)},
+    }
+    return report

@@ -31,12 +31,6 @@ from pipeline.text.alphabet import Alphabet
 log = logging.getLogger(__name__)
 
 
-def error_rate(refs: Sequence[str], hyps: Sequence[str], cer: bool = False) -> float:
-    """The search objective: corpus WER, or CER (`pipeline.report.metrics.wer_cer`)."""
-    wer, cer_value = wer_cer(refs, hyps)
-    return cer_value if cer else wer
-
-
 # ---------------------------------------------------------------------------------------------
 # Decoding the same outputs with many (alpha, beta): the probabilities are sent to each worker once.
 # ---------------------------------------------------------------------------------------------
@@ -118,8 +112,9 @@ def optimize(pairs: Sequence[tuple[np.ndarray, str]], alphabet: Alphabet, scorer
     refs = [t for _, t in pairs]
     probs = [p for p, _ in pairs]
     metric = "cer" if cer else "wer"
+    pick = 1 if cer else 0  # wer_cer() returns (WER, CER)
     with TrialDecoder(alphabet, scorer, probs, beam_width, workers=workers) as dec:
-        default_value = error_rate(refs, dec.decode(default_alpha, default_beta), cer)
+        default_value = wer_cer(refs, dec.decode(default_alpha, default_beta))[pick]
         log.info("dev %s with the defaults (alpha %.4f, beta %.4f): %.4f", metric.upper(),
                  default_alpha, default_beta, default_value)
 
@@ -127,7 +122,7 @@ def optimize(pairs: Sequence[tuple[np.ndarray, str]], alphabet: Alphabet, scorer
             alpha = trial.suggest_float("alpha", 0.0, search.alpha_max)
             beta = trial.suggest_float("beta", 0.0, search.beta_max)
             crashpoint("lm_optimize.trial")
-            return error_rate(refs, dec.decode(alpha, beta), cer)
+            return wer_cer(refs, dec.decode(alpha, beta))[pick]
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(direction="minimize",

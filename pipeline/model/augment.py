@@ -31,7 +31,7 @@ from typing import Any
 from pipeline.errors import ConfigError
 from pipeline.model.geometry import N_INPUT
 
-log = logging.getLogger("pipeline.model.augment")
+log = logging.getLogger(__name__)
 
 _DEFAULTS: dict[str, tuple[float, float]] = {
     "volume": (-6.0, 6.0), "noise": (15.0, 40.0), "speed": (0.9, 1.1), "pitch": (0.9, 1.1),

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 
 from pipeline.corpus_csv import read_rows
-from pipeline.model.features import num_frames
+from pipeline.model.features import ctc_min_frames, num_frames
 from pipeline.model.geometry import N_INPUT, SAMPLE_RATE
 from pipeline.text.alphabet import Alphabet
 
-log = logging.getLogger("pipeline.model.dataset")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,17 +53,12 @@ class Samples:
                        self.rejected)
 
 
-def ctc_min_frames(labels: Sequence[int]) -> int:
-    """Frames CTC needs for `labels`: one per label plus a blank between equal neighbours."""
-    return len(labels) + sum(1 for a, b in zip(labels, labels[1:], strict=False) if a == b)
-
-
 def _probe(path: str) -> tuple[int, str | None]:
     import soundfile as sf
 
     try:
         info = sf.info(path)
-    except Exception:  # noqa: BLE001 - any unreadable file is a rejection, not a crash
+    except Exception:
         return 0, "unreadable or missing wav"
     if info.samplerate != SAMPLE_RATE:
         return 0, f"sample rate {info.samplerate} != {SAMPLE_RATE}"

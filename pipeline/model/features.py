@@ -9,6 +9,7 @@ way training matches the runtime exactly).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pipeline.model.geometry import (
@@ -25,6 +26,12 @@ from pipeline.model.geometry import (
 def num_frames(n_samples: int) -> int:
     """Feature frames of a clip of `n_samples` samples (trailing partial window dropped)."""
     return 0 if n_samples < WINDOW_SAMPLES else (n_samples - WINDOW_SAMPLES) // STEP_SAMPLES + 1
+
+
+def ctc_min_frames(labels: Sequence[Any]) -> int:
+    """Frames CTC needs for `labels` (ids or characters): one per label plus a blank between equal
+    neighbours."""
+    return len(labels) + sum(1 for a, b in zip(labels, labels[1:], strict=False) if a == b)
 
 
 def audio_to_mfcc(audio: Any) -> Any:

@@ -16,7 +16,7 @@ from pipeline.model.geometry import N_INPUT
 from pipeline.paths import Paths
 from pipeline.text.alphabet import Alphabet
 
-log = logging.getLogger("pipeline.model.inference")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
-def load_model(checkpoint: Path, alphabet: Alphabet) -> Any:
+def load_checkpoint_model(checkpoint: Path, alphabet: Alphabet) -> Any:
     from pipeline.model.network import build_model, geometry_of, read_checkpoint_weights
 
     weights = read_checkpoint_weights(checkpoint)
@@ -56,7 +56,7 @@ def acoustic_outputs(cfg: Config, paths: Paths, csv_files: list[Path], checkpoin
     if not checkpoint.exists():
         raise MissingInputError(f"checkpoint {checkpoint} does not exist; run the train stage first")
     alphabet = Alphabet.from_file(paths.alphabet)
-    model = load_model(checkpoint, alphabet)
+    model = load_checkpoint_model(checkpoint, alphabet)
     samples = load_samples([Path(c) for c in csv_files], alphabet, "eval", limit)
     plan = plan_batches(samples.frames, cfg.train.batch_size)
     ds = make_dataset(samples, list(range(len(plan))), plan)

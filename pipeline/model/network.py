@@ -23,7 +23,7 @@ import numpy as np
 from pipeline.errors import MissingInputError
 from pipeline.model.geometry import LSTM_SCOPE, N_FEATURES, RELU_CLIP, weight_shapes
 
-log = logging.getLogger("pipeline.model.network")
+log = logging.getLogger(__name__)
 
 # attribute name on the module -> DeepSpeech TF1 variable name
 DS_NAMES: dict[str, str] = {

@@ -114,7 +114,7 @@ def reference_probs(weights: dict[str, np.ndarray], windows: np.ndarray) -> np.n
     c = np.zeros(h_dim)
     h = np.zeros(h_dim)
     outs = np.zeros((len(x), h_dim))
-    sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+    sig = lambda v: 1.0 / (1.0 + np.exp(-v))
     for t in range(len(x)):
         z = proj[t] + h @ kernel[h_dim:]
         i, j, f, o = np.split(z, 4)

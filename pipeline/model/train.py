@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import Config
+from pipeline.config import FAST_TRAIN, Config
 from pipeline.corpus_csv import split_csvs
 from pipeline.errors import ConfigError, MissingInputError, PipelineError
 from pipeline.faults import crashpoint
@@ -42,15 +42,16 @@ from pipeline.model.geometry import N_INPUT
 from pipeline.paths import Paths
 from pipeline.text.alphabet import Alphabet
 
-log = logging.getLogger("pipeline.model.train")
+log = logging.getLogger(__name__)
 
-_REPORTED = ("MODEL_LANGUAGE", "N_HIDDEN", "BATCH_SIZE", "EPOCHS", "LEARNING_RATE", "DROPOUT",
-             "EARLY_STOP", "ES_STOP", "ES_MIN_DELTA", "REDUCE_LR_ON_PLATEAU", "AMP", "AUGMENT",
-             "TRANSFER_LEARNING", "DROP_SOURCE_LAYERS", "FEATURE_CACHE", "TRAIN_MAX_MINUTES",
-             "MAX_BATCH_SECONDS", "RANDOM_SEED")
+# The one list of the settings that shape training: the train stage's fingerprint, the settings
+# recorded in train_done.json and shown in the training report.
+TRAINING_SETTINGS = ("MODEL_LANGUAGE", "BATCH_SIZE", "EPOCHS", "LEARNING_RATE", "N_HIDDEN", "DROPOUT",
+                     "EARLY_STOP", "ES_STOP", "ES_MIN_DELTA", "REDUCE_LR_ON_PLATEAU", "PLATEAU_EPOCHS",
+                     "PLATEAU_REDUCTION", "AMP", "TRANSFER_LEARNING", "TRANSFER_CHECKPOINT",
+                     "DROP_SOURCE_LAYERS", "AUGMENT", "RANDOM_SEED", "FAST_TRAIN", "MAX_BATCH_SECONDS",
+                     "TRAIN_MAX_MINUTES", "TRANSFER_KEEP_SHARED_CHARS", "FEATURE_CACHE")
 BEST_INFO = "best_dev.json"
-FAST_TRAIN_SAMPLES = (16, 8)  # FAST_TRAIN: train and dev samples kept
-FAST_TRAIN_HIDDEN = 64       # FAST_TRAIN: N_HIDDEN at most this
 
 
 
@@ -116,10 +117,6 @@ class Trainer:
 
     def __init__(self, cfg: Config, paths: Paths, train_csvs: Sequence[Path], dev_csvs: Sequence[Path],
                  *, dist: Distribution | None = None, alphabet: Alphabet | None = None):
-        if cfg.general.fast_train and cfg.train.n_hidden > FAST_TRAIN_HIDDEN:
-            # a smoke run must take seconds, not minutes per step
-            log.info("FAST_TRAIN=1: N_HIDDEN %d -> %d", cfg.train.n_hidden, FAST_TRAIN_HIDDEN)
-            cfg = cfg.with_values(N_HIDDEN=FAST_TRAIN_HIDDEN)
         self.cfg = cfg
         self.paths = paths
         self.alphabet = alphabet or Alphabet.from_file(paths.alphabet)
@@ -137,7 +134,8 @@ class Trainer:
         from pipeline.model.network import Geometry, build_model
 
         cfg, tc, dist = self.cfg, self.tc, self.dist
-        limit_train, limit_dev = FAST_TRAIN_SAMPLES if cfg.general.fast_train else (None, None)
+        limit_train, limit_dev = ((FAST_TRAIN.train_samples, FAST_TRAIN.dev_samples)
+                                  if cfg.general.fast_train else (None, None))
         self.train_set = load_samples(self.train_csvs, self.alphabet, "train", limit_train)
         self.dev_set = load_samples(self.dev_csvs, self.alphabet, "dev", limit_dev) if self.dev_csvs else None
         if len(self.train_set) == 0:
@@ -167,7 +165,7 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(self.ckpt, str(ckpt_dir), max_to_keep=tc.max_to_keep,
                                                   checkpoint_name="train")
         remove_unlisted_checkpoints(ckpt_dir, self.manager.checkpoints)
-        state = self._restore_or_init(geometry)
+        state = self._restore_or_init()
         self.opt.inner_optimizer.learning_rate.assign(self._lr(state))
 
         self.cache = FeatureCache(self.train_set) if tc.feature_cache else None
@@ -226,7 +224,7 @@ class Trainer:
                 "stop_reason": state["stop_reason"], "train_hours": self.train_set.hours,
                 "dev_hours": self.dev_set.hours if self.dev_set else 0.0,
                 "train_samples": len(self.train_set), "elapsed_s": round(state["elapsed_s"], 1),
-                "config": {k: v for k, v in self.cfg.as_env().items() if k in _REPORTED},
+                "config": {k: v for k, v in self.cfg.as_env().items() if k in TRAINING_SETTINGS},
                 "rejected": {"train": dict(self.train_set.rejected),
                              "dev": dict(self.dev_set.rejected) if self.dev_set else {}},
             })
@@ -236,12 +234,12 @@ class Trainer:
     def _lr(self, state: dict[str, Any]) -> float:
         return self.tc.learning_rate * self.tc.plateau_reduction ** state["plateau_reductions"]
 
-    def _restore_or_init(self, geometry: Any) -> dict[str, Any]:
+    def _restore_or_init(self) -> dict[str, Any]:
         latest = self.manager.latest_checkpoint
         if latest:
             try:
                 self.ckpt.restore(latest).assert_existing_objects_matched()
-            except (ValueError, AssertionError, Exception) as exc:  # noqa: BLE001
+            except (ValueError, AssertionError, Exception) as exc:
                 raise ConfigError(
                     f"cannot resume from {latest}: {str(exc).splitlines()[0][:300]}. The checkpoints in "
                     f"{self.paths.train_checkpoint_dir} were made with other model settings (N_HIDDEN, "

@@ -22,9 +22,15 @@ class SampleResult:
         return asdict(self)
 
 
-def _measures(refs: Sequence[str], hyps: Sequence[str]) -> tuple[float, float]:
-    """Corpus WER and CER: total edits / total reference words (chars), capped at 1.0 like
-    DeepSpeech's evaluate. Empty references are skipped (undefined rates)."""
+def wer_cer(refs: Sequence[str], hyps: Sequence[str]) -> tuple[float, float]:
+    """THE word and character error rates of the project (test stage, export parity, alpha/beta
+    search, benchmarks).
+
+    Corpus level: total edits / total reference words (characters), each capped at 1.0 like
+    DeepSpeech's evaluate. A pair whose reference is empty or only spaces is skipped (its rate is
+    undefined); an empty hypothesis counts every reference word (character) as deleted. With no
+    scorable pair both rates are 0.0.
+    """
     import jiwer
 
     pairs = [(r, h) for r, h in zip(refs, hyps, strict=False) if r.strip()]
@@ -36,16 +42,12 @@ def _measures(refs: Sequence[str], hyps: Sequence[str]) -> tuple[float, float]:
     return min(1.0, float(wer.wer)), min(1.0, float(cer.cer))
 
 
-def wer_cer(refs: Sequence[str], hyps: Sequence[str]) -> tuple[float, float]:
-    return _measures(refs, hyps)
-
-
 def score_samples(wavs: Sequence[str], refs: Sequence[str], greedy: Sequence[str],
                   decoded: Sequence[str]) -> list[SampleResult]:
     out = []
     for w, r, g, d in zip(wavs, refs, greedy, decoded, strict=False):
-        wer, cer = _measures([r], [d])
-        gwer, gcer = _measures([r], [g])
+        wer, cer = wer_cer([r], [d])
+        gwer, gcer = wer_cer([r], [g])
         out.append(SampleResult(w, r, g, d, cer, wer, gcer, gwer))
     return out
 

@@ -11,6 +11,8 @@ from typing import Any
 from pipeline.config import Config
 from pipeline.corpus_csv import SPLITS, read_rows
 from pipeline.langs import LanguagePack
+from pipeline.lm.optimize import decoder_weights
+from pipeline.model.geometry import GRAPH_VERSION
 from pipeline.paths import Paths
 
 WAV_HEADER_BYTES = 44
@@ -68,6 +70,7 @@ def build_model_card(cfg: Config, paths: Paths, pack: LanguagePack) -> str:
     if parity_file.is_file():
         parity = json.loads(parity_file.read_text(encoding="utf-8"))
     hours = corpus_hours(cfg, paths)
+    alpha, beta = decoder_weights(cfg, paths)  # what the test stage and the scorer's defaults use
     metrics = test_metrics(paths)
     lines = [
         "---",
@@ -92,10 +95,10 @@ def build_model_card(cfg: Config, paths: Paths, pack: LanguagePack) -> str:
         "## Model",
         "",
         f"- Architecture: DeepSpeech 0.9 (3 dense + 1 LSTM + 2 dense), "
-        f"N_HIDDEN={parity.get('n_hidden', cfg.train.n_hidden)}, graph version 6.",
+        f"N_HIDDEN={parity.get('n_hidden', cfg.train.n_hidden)}, graph version {GRAPH_VERSION}.",
         "- Runtime: DeepSpeech 0.9.3 (`.pbmm`, `.tflite`) and Coqui STT 1.4.0 (`.tflite`).",
-        f"- Beam width: {cfg.lm.beam_width}; scorer alpha {cfg.lm.lm_alpha:.4f}, "
-        f"beta {cfg.lm.lm_beta:.4f}.",
+        f"- Beam width: {cfg.lm.beam_width}; scorer alpha {alpha:.4f}, beta {beta:.4f}"
+        + (" (optimized on the dev set)" if paths.lm_optimize_result.is_file() else "") + ".",
         "",
         "| file | size |",
         "|---|---|",

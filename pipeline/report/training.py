@@ -11,13 +11,11 @@ from typing import Any
 
 from pipeline.config import Config
 from pipeline.fsutil import atomic_write, write_text
+from pipeline.lm.optimize import decoder_weights
+from pipeline.model.train import TRAINING_SETTINGS
 from pipeline.paths import Paths
 
-log = logging.getLogger("pipeline.report.training")
-
-REPORT_KEYS = ("MODEL_LANGUAGE", "N_HIDDEN", "BATCH_SIZE", "EPOCHS", "LEARNING_RATE", "DROPOUT",
-               "EARLY_STOP", "ES_STOP", "AMP", "AUGMENT", "TRANSFER_LEARNING", "DROP_SOURCE_LAYERS",
-               "LM_ALPHA", "LM_BETA", "BEAM_WIDTH")
+log = logging.getLogger(__name__)
 
 
 def _read_json(path: Path) -> Any:
@@ -74,11 +72,12 @@ def write_report(cfg: Config, paths: Paths, results: dict[str, Any],
            f"- best dev loss {done.get('best_dev_loss')} at epoch {done.get('best_epoch')}", ""]
     if has_curve:
         md += ["![loss curve](loss_curve.png)", ""]
-    # training settings as the train stage used them; decoding settings as used now
-    used = {**cfg.as_env(), **done.get("config", {})}
-    keys = [*done.get("config", {}), *[k for k in REPORT_KEYS if k not in done.get("config", {})]]
+    # training settings as the train stage used them; decoding settings as the test stage used them
+    used = {**{k: v for k, v in cfg.as_env().items() if k in TRAINING_SETTINGS}, **done.get("config", {})}
+    alpha, beta = decoder_weights(cfg, paths)
+    used.update({"LM_ALPHA": f"{alpha:g}", "LM_BETA": f"{beta:g}", "BEAM_WIDTH": str(cfg.lm.beam_width)})
     md += ["## Configuration", "", "| variable | value |", "|---|---|"]
-    md += [f"| `{k}` | `{used[k]}` |" for k in keys if k in used]
+    md += [f"| `{k}` | `{v}` |" for k, v in used.items()]
     md += ["", "## Test results", "", "| test set | samples | WER | CER | greedy WER | greedy CER |",
            "|---|---|---|---|---|---|"]
     for name, r in results.items():

@@ -19,7 +19,7 @@ from pipeline.errors import DataQualityError
 from pipeline.faults import crashpoint
 from pipeline.stages.base import Stage, StageContext
 
-log = logging.getLogger("pipeline.alphabet")
+log = logging.getLogger(__name__)
 MAX_EXAMPLES = 3
 
 

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config, format_value
-from pipeline.errors import MissingInputError, PipelineError, StageNotAvailable
+from pipeline.errors import MissingInputError, PipelineError
 from pipeline.faults import crashpoint
 from pipeline.fsutil import remove_stale_temps, write_json
 from pipeline.langs import LanguagePack, load_pack
 from pipeline.logs import format_duration
 from pipeline.paths import Paths
 
-log = logging.getLogger("pipeline.stages")
+log = logging.getLogger(__name__)
 
 PathsFn = Callable[[Config, Paths], Sequence[Path]]
 
@@ -66,18 +66,11 @@ class Stage:
     depends_on: tuple[str, ...] = ()
     requires: PathsFn = _no_paths
     produces: PathsFn = _no_paths
-    enabled: Callable[[Config], str | None] = _always_enabled  # returns why it is disabled
+    disabled_reason: Callable[[Config], str | None] = _always_enabled  # why it is off, or None
     always_run: bool = False
     version: int = 1
     # Extra inputs to the fingerprint that are not config values (e.g. identity of source archives).
     extra_fingerprint: Callable[[Config, Paths], Any] | None = None
-
-
-def not_available(name: str, issue: str) -> Callable[[StageContext], None]:
-    def run(ctx: StageContext) -> None:
-        raise StageNotAvailable(f"stage '{name}' is not available yet in this version ({issue})")
-
-    return run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,8 +165,8 @@ def plan(order: Sequence[Stage], selected: Sequence[Stage], cfg: Config, paths: 
     rerun: set[str] = set()
     for stage in selected:
         fp = fingerprint(stage, cfg, paths, registry, memo)
-        refp = (lambda st=stage: fingerprint(st, cfg, paths, registry))  # noqa: E731
-        disabled = stage.enabled(cfg)
+        refp = (lambda st=stage: fingerprint(st, cfg, paths, registry))
+        disabled = stage.disabled_reason(cfg)
         if disabled:
             items.append(PlanItem(stage, "skip", f"disabled: {disabled}", fp))
             continue
@@ -240,7 +233,7 @@ def execute(items: Sequence[PlanItem], cfg: Config, paths: Paths) -> None:
                 f"does not exist; run the earlier stages first (ds-pipeline run --to {stage.name})")
         start = time.monotonic()
         try:
-            stage.run(StageContext(cfg, paths, stage, tmp, logging.getLogger(f"pipeline.{stage.name}"),
+            stage.run(StageContext(cfg, paths, stage, tmp, logging.getLogger(f"pipeline.stages.{stage.name}"),
                                   planned))
         except PipelineError:
             log.error("%s failed after %s", tag, format_duration(time.monotonic() - start))

@@ -13,11 +13,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import FAST_TRAIN
 from pipeline.corpus_csv import split_csvs
 from pipeline.faults import crashpoint
 from pipeline.stages.base import Stage, StageContext
 
-log = logging.getLogger("pipeline.test")
+log = logging.getLogger(__name__)
 
 
 def _decoder(ctx: StageContext, alphabet: Any) -> tuple[Any, str]:
@@ -50,7 +51,7 @@ def evaluate_sets(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
                                 f"{paths.extracted}; run the import stage first")
     decoder, how = _decoder(ctx, alphabet)
     log.info("decoding: %s", how)
-    limit = 16 if cfg.general.fast_train else None
+    limit = FAST_TRAIN.test_samples if cfg.general.fast_train else None
     results: dict[str, Any] = {}
     details: dict[str, Any] = {}
     for name, csv_file in sets.items():

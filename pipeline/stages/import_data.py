@@ -23,7 +23,7 @@ from pipeline.paths import Paths
 from pipeline.stages.base import Stage, StageContext
 
 SPLITS = ("train", "dev", "test")
-log = logging.getLogger("pipeline.import")
+log = logging.getLogger(__name__)
 
 
 def produces(cfg: Config, paths: Paths) -> Sequence[Path]:

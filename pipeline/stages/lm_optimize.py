@@ -69,5 +69,5 @@ STAGE = Stage(
     depends_on=("train", "lm"),
     requires=lambda cfg, paths: [paths.scorer, paths.best_checkpoint_dir],
     produces=lambda cfg, paths: [paths.lm_optimize_result],
-    enabled=_disabled,
+    disabled_reason=_disabled,
 )

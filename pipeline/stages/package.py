@@ -22,7 +22,7 @@ from pipeline.langs import load_pack
 from pipeline.paths import Paths
 from pipeline.stages.base import Stage, StageContext
 
-log = logging.getLogger("pipeline.stages.package")
+log = logging.getLogger(__name__)
 
 
 def produces(cfg: Config, paths: Paths) -> list:

@@ -16,19 +16,15 @@ import tempfile
 from pathlib import Path
 
 from pipeline.config import Config
-from pipeline.errors import MissingInputError, PipelineError
+from pipeline.errors import DataDirNotWritable, MissingInputError
+from pipeline.lm import build as lmbuild
 from pipeline.paths import Paths
 from pipeline.stages.base import Stage, StageContext
 from pipeline.tools import find_tool
 
-log = logging.getLogger("pipeline.preflight")
+log = logging.getLogger(__name__)
 
-KENLM_TOOLS = ("lmplz", "filter", "build_binary")
 GIB = 1 << 30
-
-
-class DataDirNotWritable(PipelineError):
-    exit_code = 2
 
 
 def check_writable(paths: Paths) -> None:
@@ -83,7 +79,7 @@ def check_disk(cfg: Config, paths: Paths) -> None:
 
 def check_kenlm(cfg: Config) -> None:
     dirs = [cfg.lm.kenlm_bin] if cfg.lm.kenlm_bin else []
-    missing = [t for t in KENLM_TOOLS if find_tool(t, dirs) is None]
+    missing = [t for t in lmbuild.KENLM_TOOLS if find_tool(t, dirs) is None]
     if missing:
         raise MissingInputError(
             f"KenLM tools not found: {', '.join(missing)}. Build them with `scripts/build_kenlm.sh` "

@@ -7,14 +7,12 @@ the marker nor the done file, so the next run resumes instead of skipping (the F
 
 from __future__ import annotations
 
-from pipeline.config import Config
-from pipeline.stages.base import Stage, StageContext
+from pathlib import Path
 
-TRAIN_KEYS = ("MODEL_LANGUAGE", "BATCH_SIZE", "EPOCHS", "LEARNING_RATE", "N_HIDDEN", "DROPOUT",
-              "EARLY_STOP", "ES_STOP", "ES_MIN_DELTA", "REDUCE_LR_ON_PLATEAU", "PLATEAU_EPOCHS",
-              "PLATEAU_REDUCTION", "AMP", "TRANSFER_LEARNING", "TRANSFER_CHECKPOINT",
-              "DROP_SOURCE_LAYERS", "AUGMENT", "RANDOM_SEED", "FAST_TRAIN", "MAX_BATCH_SECONDS",
-              "TRAIN_MAX_MINUTES", "TRANSFER_KEEP_SHARED_CHARS")
+from pipeline.config import Config
+from pipeline.model.train import TRAINING_SETTINGS
+from pipeline.paths import Paths
+from pipeline.stages.base import Stage, StageContext
 
 
 def _disabled(cfg: Config) -> str | None:
@@ -27,8 +25,7 @@ def _run(ctx: StageContext) -> None:
     run_training(ctx.cfg, ctx.paths)
 
 
-def _produces(cfg: Config, paths):  # noqa: ANN001, ANN202
-
+def _produces(cfg: Config, paths: Paths) -> list[Path]:
     return [paths.best_checkpoint_dir, paths.train_done]
 
 
@@ -36,10 +33,10 @@ STAGE = Stage(
     name="train",
     help="train the acoustic model (resumes from checkpoints/)",
     run=_run,
-    config_keys=TRAIN_KEYS,
+    config_keys=TRAINING_SETTINGS,
     depends_on=("import", "alphabet"),
     requires=lambda cfg, paths: [paths.alphabet],
     produces=_produces,
-    enabled=_disabled,
+    disabled_reason=_disabled,
     version=2,
 )

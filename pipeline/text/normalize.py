@@ -35,6 +35,7 @@ from pipeline.text.alphabet import Alphabet
 if TYPE_CHECKING:
     from pipeline.langs import LanguagePack
 
+# Rejection reasons decided here (importers.base re-exports them with the other reasons).
 EMPTY = "empty_transcript"
 INVALID = "invalid_transcript"
 OUTSIDE = "outside_alphabet"

@@ -6,13 +6,12 @@ DeepSpeech layout): the export tests must not depend on the training area's code
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.export.graph import LSTM_BIAS, LSTM_KERNEL
+from pipeline.model.geometry import LSTM_BIAS, LSTM_KERNEL, N_FEATURES
 from pipeline.text.alphabet import Alphabet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,8 +49,11 @@ class TinyModel:
 
 
 def train_tiny(clips: list[Path], texts: list[str], alphabet: Alphabet, n_hidden: int = 64,
-               seconds: float = 90.0, seed: int = 1) -> dict[str, np.ndarray]:
-    """Overfit a DeepSpeech-geometry model on a few clips; return DeepSpeech-layout weights."""
+               max_steps: int = 2000, target_loss: float = 0.25, seed: int = 1,
+               log_steps: bool = False) -> dict[str, np.ndarray]:
+    """Overfit a DeepSpeech-geometry model on a few clips (until the loss is below `target_loss`,
+    checked every 20 steps, or `max_steps`); return DeepSpeech-layout weights. Counted in steps, not
+    seconds, so the model is the same on an idle and on a loaded machine."""
     import soundfile as sf
     import tensorflow as tf
 
@@ -62,42 +64,42 @@ def train_tiny(clips: list[Path], texts: list[str], alphabet: Alphabet, n_hidden
     feats = []
     for p in clips:
         x, _ = sf.read(str(p), dtype="float32")
-        feats.append(context_windows(mfcc_frames(x, pad_last=False)).reshape(-1, 494))
+        feats.append(context_windows(mfcc_frames(x, pad_last=False)).reshape(-1, N_FEATURES))
     # The same clips with silence and faint noise around them, as VAD segments come padded.
     for p in clips:
         x, _ = sf.read(str(p), dtype="float32")
         pads = [np.zeros(int(16000 * rng.uniform(0.1, 0.5)), np.float32) for _ in range(2)]
         x = np.concatenate([pads[0], x, pads[1]])
         x = x + rng.standard_normal(len(x)).astype(np.float32) * 1e-3
-        feats.append(context_windows(mfcc_frames(x, pad_last=False)).reshape(-1, 494))
+        feats.append(context_windows(mfcc_frames(x, pad_last=False)).reshape(-1, N_FEATURES))
     texts = [*texts, *texts]
     t_max = max(len(f) for f in feats)
-    batch = np.zeros((len(feats), t_max, 494), np.float32)
+    batch = np.zeros((len(feats), t_max, N_FEATURES), np.float32)
     for i, f in enumerate(feats):
         batch[i, :len(f)] = f
     lengths = np.array([len(f) for f in feats], np.int32)
     labels = tf.ragged.constant([alphabet.encode(t) for t in texts]).to_sparse()
     h, c_out = n_hidden, alphabet.num_classes
     glorot = tf.keras.initializers.GlorotUniform(seed=seed)
-    shapes = {"layer_1/weights": (494, h), "layer_2/weights": (h, h), "layer_3/weights": (h, h),
+    shapes = {"layer_1/weights": (N_FEATURES, h), "layer_2/weights": (h, h), "layer_3/weights": (h, h),
               LSTM_KERNEL: (2 * h, 4 * h), "layer_5/weights": (h, h), "layer_6/weights": (h, c_out)}
     v = {k: tf.Variable(glorot(s)) for k, s in shapes.items()}
     for k, n in (("layer_1/bias", h), ("layer_2/bias", h), ("layer_3/bias", h),
                  (LSTM_BIAS, 4 * h), ("layer_5/bias", h), ("layer_6/bias", c_out)):
         v[k] = tf.Variable(tf.zeros([n]))
     opt = tf.keras.optimizers.Adam(3e-3)
-    x_tm = tf.constant(np.transpose(batch, (1, 0, 2)))  # [T, B, 494]
+    x_tm = tf.constant(np.transpose(batch, (1, 0, 2)))  # [T, B, N_FEATURES]
     zeros = tf.zeros([h])
 
-    def dense(x, name, relu=True):  # noqa: ANN001, ANN202
+    def dense(x, name, relu=True):
         y = tf.matmul(x, v[f"{name}/weights"]) + v[f"{name}/bias"]
         return tf.minimum(tf.nn.relu(y), 20.0) if relu else y
 
     @tf.function
-    def train_step():  # noqa: ANN202
+    def train_step():
         with tf.GradientTape() as tape:
             b = tf.shape(x_tm)[1]
-            x = tf.reshape(x_tm, [-1, 494])
+            x = tf.reshape(x_tm, [-1, N_FEATURES])
             for name in ("layer_1", "layer_2", "layer_3"):
                 x = dense(x, name)
             state = tf.zeros([b, h])
@@ -113,20 +115,22 @@ def train_tiny(clips: list[Path], texts: list[str], alphabet: Alphabet, n_hidden
         opt.apply_gradients(zip(grads, list(v.values()), strict=False))
         return loss
 
-    t0 = time.time()
-    loss = float("nan")
-    while time.time() - t0 < seconds:
+    loss, step = float("nan"), 0
+    while step < max_steps:
         for _ in range(20):
             loss = float(train_step())
-        if loss < 0.5:
+        step += 20
+        if loss < target_loss:
             break
+    if log_steps:
+        print(f"train_tiny: {step} steps, loss {loss:.3f}")
     return {k: var.numpy() for k, var in v.items()}
 
 
 def random_weights(n_hidden: int, n_classes: int, seed: int = 3) -> dict[str, np.ndarray]:
     """Seeded random weights, each variable from its own stream (the converter dedups equal ones)."""
     h = n_hidden
-    shapes = {"layer_1/weights": (494, h), "layer_1/bias": (h,), "layer_2/weights": (h, h),
+    shapes = {"layer_1/weights": (N_FEATURES, h), "layer_1/bias": (h,), "layer_2/weights": (h, h),
               "layer_2/bias": (h,), "layer_3/weights": (h, h), "layer_3/bias": (h,),
               LSTM_KERNEL: (2 * h, 4 * h), LSTM_BIAS: (4 * h,), "layer_5/weights": (h, h),
               "layer_5/bias": (h,), "layer_6/weights": (h, n_classes), "layer_6/bias": (n_classes,)}

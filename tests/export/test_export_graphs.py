@@ -12,6 +12,7 @@ from export_fixtures import random_weights
 
 from pipeline.export import graph, pbmm, tflite_compat
 from pipeline.export.runtime import TfliteModel, TfModel
+from pipeline.model import geometry
 from pipeline.model.reference import context_windows, mfcc_frames, reference_probs
 from pipeline.text.alphabet import Alphabet
 
@@ -26,7 +27,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory, fr_alphabet: Alphabet
     return graph.export_models(w, fr_alphabet, out, H, 321, "fr-FR"), w
 
 
-def _graph(path: Path):  # noqa: ANN202
+def _graph(path: Path):
     import tensorflow as tf
 
     gd = tf.compat.v1.GraphDef()
@@ -34,7 +35,7 @@ def _graph(path: Path):  # noqa: ANN202
     return gd
 
 
-def test_pb_contract_and_op_set(exported, fr_alphabet) -> None:  # noqa: ANN001
+def test_pb_contract_and_op_set(exported, fr_alphabet) -> None:
     import tensorflow as tf
     from tensorflow.python.framework import op_def_registry
 
@@ -49,7 +50,8 @@ def test_pb_contract_and_op_set(exported, fr_alphabet) -> None:  # noqa: ANN001
                        ("input_samples", [512])):
         assert nodes[name].op == "Placeholder"
         assert [d.size for d in nodes[name].attr["shape"].shape.dim] == dims
-    for name in ("logits", "new_state_c", "new_state_h", "mfccs"):
+    assert sorted(n for n, node in nodes.items() if node.op == "Placeholder") == sorted(geometry.INPUT_NAMES_PB)
+    for name in geometry.OUTPUT_NAMES:
         assert name in nodes
     assert nodes["logits"].op == "Softmax"
     # No attr a TF 2.3 runtime could reject: nothing equal to its default, nothing private.
@@ -63,7 +65,7 @@ def test_pb_contract_and_op_set(exported, fr_alphabet) -> None:  # noqa: ANN001
     with g.as_default():
         tf.compat.v1.import_graph_def(gd, name="")
     with tf.compat.v1.Session(graph=g) as s:
-        meta = s.run({k: f"{k}:0" for k in graph.METADATA_NAMES})
+        meta = s.run({k: f"{k}:0" for k in geometry.METADATA_NAMES})
     assert meta["metadata_version"].tolist() == [6]
     assert meta["metadata_sample_rate"].tolist() == [16000]
     assert meta["metadata_feature_win_len"].tolist() == [32]
@@ -73,7 +75,7 @@ def test_pb_contract_and_op_set(exported, fr_alphabet) -> None:  # noqa: ANN001
     assert meta["metadata_language"][0] == b"fr-FR"
 
 
-def test_pbmm_layout_and_round_trip(exported) -> None:  # noqa: ANN001
+def test_pbmm_layout_and_round_trip(exported) -> None:
     import tensorflow as tf
 
     res, _ = exported
@@ -102,18 +104,18 @@ def test_pbmm_layout_and_round_trip(exported) -> None:  # noqa: ANN001
                 assert a.attr[k] == b.attr[k]
 
 
-def test_tflite_names_and_versions(exported, fr_alphabet) -> None:  # noqa: ANN001
+def test_tflite_names_and_versions(exported, fr_alphabet) -> None:
     res, _ = exported
     for path in (res.tflite, res.tflite_fp32):
         data = path.read_bytes()
         assert tflite_compat.check_versions(data) == []
         versions = tflite_compat.op_versions(data)
         assert "CUSTOM:AudioSpectrogram" in versions and "CUSTOM:Mfcc" in versions
-        model = tflite_compat.load_model(data)
+        model = tflite_compat.read_flatbuffer(data)
         sg = model.subgraphs[0]
         names = [t.name.decode() for t in sg.tensors]
-        assert [names[i] for i in sg.inputs] == graph.INPUT_NAMES_TFLITE
-        assert [names[i] for i in sg.outputs] == graph.OUTPUT_NAMES
+        assert [names[i] for i in sg.inputs] == geometry.INPUT_NAMES_TFLITE
+        assert [names[i] for i in sg.outputs] == geometry.OUTPUT_NAMES
         produced = {o for op in sg.operators for o in op.outputs}
         assert set(sg.outputs) <= produced  # every output has a producer
         assert list(sg.tensors[sg.outputs[0]].shape) == [16, fr_alphabet.num_classes]
@@ -122,7 +124,7 @@ def test_tflite_names_and_versions(exported, fr_alphabet) -> None:  # noqa: ANN0
     assert res.tflite.stat().st_size < res.tflite_fp32.stat().st_size
 
 
-def test_logits_parity_all_artifacts(exported, fr_alphabet) -> None:  # noqa: ANN001
+def test_logits_parity_all_artifacts(exported, fr_alphabet) -> None:
     res, w = exported
     rng = np.random.default_rng(5)
     windows = context_windows(mfcc_frames(rng.standard_normal(16000 * 1).astype(np.float32) * 0.1))
@@ -149,7 +151,7 @@ def test_logits_parity_all_artifacts(exported, fr_alphabet) -> None:  # noqa: AN
         assert m.alphabet == fr_alphabet
 
 
-def test_pb_partial_chunk_final_state(exported) -> None:  # noqa: ANN001
+def test_pb_partial_chunk_final_state(exported) -> None:
     """new_state_* of the .pb is the state after input_lengths steps (0 = the initial state)."""
     res, _ = exported
     m = TfModel(res.pb)
@@ -168,7 +170,7 @@ def test_pb_partial_chunk_final_state(exported) -> None:  # noqa: ANN001
     np.testing.assert_allclose(h7, h7b, atol=1e-6)
 
 
-def test_mfcc_port_matches_tf_ops_and_graph(exported) -> None:  # noqa: ANN001
+def test_mfcc_port_matches_tf_ops_and_graph(exported) -> None:
     import tensorflow as tf
 
     x = (np.random.default_rng(2).standard_normal(16000) * 0.1).astype(np.float32)

@@ -36,13 +36,13 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model: TinyModel) ->
     return root
 
 
-def _cfg(**extra: str):  # noqa: ANN202
+def _cfg(**extra: str):
     sets = ["CORPORA=common_voice", "N_HIDDEN=64", "EXPORT_PARITY_CLIPS=6", "BEAM_WIDTH=100",
             *(f"{k}={v}" for k, v in extra.items())]
     return load_config(environ={}, overrides=sets, lang="fr")
 
 
-def test_run_export_writes_models_and_parity(data_dir, tiny_model) -> None:  # noqa: ANN001
+def test_run_export_writes_models_and_parity(data_dir, tiny_model) -> None:
     paths = Paths.at(data_dir)
     report = run_export(_cfg(), paths, tiny_model.weights)
     for p in (paths.output_graph_pb, paths.output_graph_pbmm, paths.output_graph_tflite,
@@ -60,7 +60,7 @@ def test_run_export_writes_models_and_parity(data_dir, tiny_model) -> None:  # n
     assert par["checkpoint"]["cer"] < 0.3
 
 
-def test_package_archives_and_model_card(data_dir) -> None:  # noqa: ANN001
+def test_package_archives_and_model_card(data_dir) -> None:
     paths = Paths.at(data_dir)
     if not paths.output_graph_tflite.exists():
         pytest.skip("needs test_run_export_writes_models_and_parity first")
@@ -91,7 +91,7 @@ def test_package_archives_and_model_card(data_dir) -> None:  # noqa: ANN001
     assert "int8 vs fp32" in card
 
 
-def test_stage_via_cli_reports_missing_trainer_or_checkpoint(tmp_path) -> None:  # noqa: ANN001
+def test_stage_via_cli_reports_missing_trainer_or_checkpoint(tmp_path) -> None:
     """Without a best checkpoint the export stage stops with a message naming what is missing."""
     proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "--data-dir", str(tmp_path),
                            "--stages", "export", "--set", "ONLY_EXPORT=1"], cwd=REPO,

@@ -12,8 +12,9 @@ import numpy as np
 
 from pipeline.config import LmRange
 from pipeline.lm.decode import Decoder, greedy_decode
-from pipeline.lm.optimize import error_rate, optimize
+from pipeline.lm.optimize import optimize
 from pipeline.lm.scorer import read_scorer
+from pipeline.report.metrics import wer_cer
 from tests.lm.conftest import ALPHABET, REPO, emissions, make_sentences
 
 
@@ -76,20 +77,21 @@ def test_optimizer_does_not_worsen_dev_wer(small_lm: dict) -> None:
     assert res.value <= res.default_value
     # the chosen values really give that WER
     dec = Decoder(ALPHABET, small_lm["scorer"], res.alpha, res.beta, beam_width=32)
-    wer = error_rate([t for _, t in pairs], [dec.decode(p) for p, _ in pairs])
+    wer = wer_cer([t for _, t in pairs], [dec.decode(p) for p, _ in pairs])[0]
     assert abs(wer - res.value) < 1e-9
-    greedy_wer = error_rate([t for _, t in pairs], [greedy_decode(p, ALPHABET) for p, _ in pairs])
+    greedy_wer = wer_cer([t for _, t in pairs], [greedy_decode(p, ALPHABET) for p, _ in pairs])[0]
     assert res.value < greedy_wer or greedy_wer == 0.0
 
 
 def test_error_rate_is_corpus_level_and_capped() -> None:
-    assert error_rate(["a b c d", "e f"], ["a b c d", "x"]) == 2 / 6
-    assert error_rate(["a"], ["b c d e"]) == 1.0
-    assert error_rate([""], ["x"]) == 0.0
+    assert wer_cer(["a b c d", "e f"], ["a b c d", "x"])[0] == 2 / 6
+    assert wer_cer(["a"], ["b c d e"]) == (1.0, 1.0)
+    assert wer_cer([""], ["x"]) == (0.0, 0.0)      # empty reference: skipped
+    assert wer_cer([" ", "ab"], ["x", ""]) == (1.0, 1.0)  # empty hypothesis: all deleted
 
 
 def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Path,
-                                                    monkeypatch) -> None:  # noqa: ANN001
+                                                    monkeypatch) -> None:
     """Stage wiring. pipeline.model.inference (training area) stands in as synthetic outputs here, since
     a trained model is out of scope for this test; the search itself is the real one."""
     import types

@@ -20,9 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "importers"))  # imp_fixtures (archive builders), imp_synth
 
-from imp_fixtures import Clip, clip_bytes  # noqa: E402,F401  (re-exported)
+from imp_fixtures import Clip, clip_bytes  # noqa: E402  (re-exported)
 
-from tests.helpers import run_cli  # noqa: E402,F401  (re-exported)
+from tests.helpers import run_cli  # noqa: E402  (re-exported)
 
 CV_NAME = "cv-corpus-17.0-2024-03-15-fr.tar.gz"
 CV_PREFIX = "cv-corpus-17.0-2024-03-15/fr/"

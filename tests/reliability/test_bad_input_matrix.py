@@ -86,7 +86,7 @@ def _quarantine(data: Path) -> dict[str, dict[str, str]]:
     return {r["source"]: r for r in rows}
 
 
-def _import(data: Path, *extra: str, env: dict[str, str] | None = None):  # noqa: ANN202
+def _import(data: Path, *extra: str, env: dict[str, str] | None = None):
     return run_cli("run", "--data-dir", str(data), "--stages", "import", *sets(
         {"CORPORA": "common_voice", "WORKERS": "2", "MODEL_LANGUAGE": "fr"}), *extra, env=env,
         timeout=300)
@@ -288,7 +288,7 @@ def test_zip_ratio_limit_and_free_space_check(tmp_path: Path) -> None:
 # Downloads: HTTP errors and cut connections
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture
-def server():  # noqa: ANN201
+def server():
     s = LocalServer()
     yield s
     s.close()
@@ -378,7 +378,7 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # Training: non-finite batches, a checkpoint of another geometry
 # ---------------------------------------------------------------------------------------------
-def _poisoned_trainer(cfg, paths, poison: set[int]):  # noqa: ANN001, ANN202
+def _poisoned_trainer(cfg, paths, poison: set[int]):
     """The real Trainer whose batches number `poison` (1-based calls) carry NaN features: the
     real step computes a NaN loss and NaN gradients (no real clip gives NaN: PCM16 -> MFCC is
     finite, so this is the only way to exercise the guard without a diverging run)."""
@@ -388,7 +388,7 @@ def _poisoned_trainer(cfg, paths, poison: set[int]):  # noqa: ANN001, ANN202
     class Poisoned(Trainer):
         calls = 0
 
-        def train_step(self, batch, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        def train_step(self, batch, *args, **kwargs):
             Poisoned.calls += 1
             if Poisoned.calls in poison:
                 feats, flen, labels, llen = batch

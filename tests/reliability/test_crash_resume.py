@@ -193,7 +193,7 @@ def test_kill_twice_in_training(crash_env: Env) -> None:
     _check_training_resumed(env, ckpt2, final.log)
 
 
-def test_unrecorded_checkpoints_are_removed(tmp_path) -> None:  # noqa: ANN001
+def test_unrecorded_checkpoints_are_removed(tmp_path) -> None:
     """A kill at `train.checkpoint_save` leaves train-N files that `checkpoint` does not list; with
     time-based mid-epoch saves the rerun may never save step N again, so setup deletes them."""
     from pipeline.model.train import remove_unlisted_checkpoints

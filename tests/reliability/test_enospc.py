@@ -130,7 +130,7 @@ def test_disk_full_before_extraction(tmp_path: Path) -> None:
 EXPORTS = ("output_graph.pb", "output_graph.pbmm", "output_graph_fp32.tflite", "output_graph.tflite")
 
 
-def _export(data: Path, env: dict[str, str] | None = None):  # noqa: ANN202
+def _export(data: Path, env: dict[str, str] | None = None):
     return run_cli("run", "--data-dir", str(data), "--stages", "export", *sets(TINY),
                    env={"TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}, timeout=600)
 

@@ -21,7 +21,7 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     return make_corpus(root, n_train=24, n_dev=6, n_test=6, seed=3, words=(1, 1))
 
 
-def train_config(**overrides: object):  # noqa: ANN201
+def train_config(**overrides: object):
     from pipeline.config import load_config
 
     base = {"N_HIDDEN": 48, "BATCH_SIZE": 8, "EPOCHS": 2, "LEARNING_RATE": 0.003, "DROPOUT": 0.0,

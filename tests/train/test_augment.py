@@ -29,7 +29,7 @@ def test_pipeline_applies_augmentations(tiny_corpus) -> None:
     plan = plan_batches(samples.frames, 4)
     order = list(range(len(plan)))
 
-    def batches(aug):  # noqa: ANN001, ANN202
+    def batches(aug):
         return [tuple(x.numpy() for x in b) for b in make_dataset(samples, order, plan, augment=aug)]
 
     plain = batches(None)

@@ -9,7 +9,7 @@ import pytest
 from tests.train.conftest import copy_corpus, train_config
 
 
-def _greedy_cer(cfg, paths, csv, checkpoint=None) -> float:  # noqa: ANN001
+def _greedy_cer(cfg, paths, csv, checkpoint=None) -> float:
     from pipeline.lm.decode import greedy_decode
     from pipeline.model.inference import acoustic_outputs
     from pipeline.report.metrics import wer_cer

@@ -13,7 +13,7 @@ SIZE = {"N_HIDDEN": 128, "BATCH_SIZE": 8, "LEARNING_RATE": 0.002, "DROPOUT": 0.0
         "LIVE_TRANSCRIPTS": 0}
 
 
-def _cer(cfg, paths, csv) -> float:  # noqa: ANN001
+def _cer(cfg, paths, csv) -> float:
     from pipeline.lm.decode import greedy_decode
     from pipeline.model.inference import acoustic_outputs
     from pipeline.report.metrics import wer_cer

@@ -167,9 +167,9 @@ def test_registry_contract():
 def test_optional_stages_disabled_by_config():
     cfg = load_config(environ={})
     by_name = {s.name: s for s in STAGES}
-    assert "LM_EVALUATE_RANGE" in by_name["lm_optimize"].enabled(cfg)
-    assert by_name["lm_optimize"].enabled(load_config(environ={"LM_EVALUATE_RANGE": "1,1,5"})) is None
-    assert "ONLY_EXPORT" in by_name["train"].enabled(load_config(environ={"ONLY_EXPORT": "1"}))
+    assert "LM_EVALUATE_RANGE" in by_name["lm_optimize"].disabled_reason(cfg)
+    assert by_name["lm_optimize"].disabled_reason(load_config(environ={"LM_EVALUATE_RANGE": "1,1,5"})) is None
+    assert "ONLY_EXPORT" in by_name["train"].disabled_reason(load_config(environ={"ONLY_EXPORT": "1"}))
 
 
 def test_cli_dry_run_prints_plan(tmp_path):
