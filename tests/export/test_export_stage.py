@@ -14,9 +14,9 @@ import pytest
 from export_fixtures import REPO, TinyModel
 
 from pipeline.config import load_config
+from pipeline.export.package import write_release
 from pipeline.paths import Paths
 from pipeline.stages.export import run_export
-from pipeline.stages.package import run_package
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_package_archives_and_model_card(data_dir) -> None:
     (paths.best_checkpoint_dir / "ckpt-7.index").write_bytes(b"i")
     (paths.best_checkpoint_dir / "ckpt-7.data-00000-of-00001").write_bytes(b"d" * 100)
     paths.test_results.write_text(json.dumps({"common_voice": {"wer": 0.25, "cer": 0.08}}))
-    run_package(_cfg(EXPORT_MODEL_VERSION="1.2.3"), paths)
+    write_release(_cfg(EXPORT_MODEL_VERSION="1.2.3"), paths)
     with zipfile.ZipFile(paths.release_zip("fr-fr")) as z:
         assert sorted(z.namelist()) == ["MODEL_CARD.md", "alphabet.txt", "kenlm.scorer",
                                         "output_graph.tflite"]
