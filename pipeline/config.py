@@ -139,8 +139,11 @@ class TrainConfig:
     plateau_reduction: float = var(0.1, "PLATEAU_REDUCTION", "LR factor applied on a plateau",
                                    min=0.0, max=1.0)
     max_to_keep: int = var(5, "MAX_TO_KEEP", "training checkpoints kept", min=1, max=1000)
-    checkpoint_secs: int = var(600, "CHECKPOINT_SECS", "seconds between mid-epoch checkpoints",
-                               min=1)
+    checkpoint_secs: int = var(600, "CHECKPOINT_SECS",
+                               "seconds between mid-epoch checkpoints (0 = off)", min=0)
+    checkpoint_steps: int = var(0, "CHECKPOINT_STEPS",
+                                "also save a mid-epoch checkpoint every this many updates, independent "
+                                "of the machine's speed (0 = off)", min=0)
     amp: bool = var(False, "AMP", "automatic mixed precision (float16 on GPU, loss scaling)")
     transfer_learning: bool = var(False, "TRANSFER_LEARNING",
                                   "start from the checkpoint in TRANSFER_CHECKPOINT")
