@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from export_fixtures import random_weights
 
 from pipeline.export import graph, pbmm, tflite_compat
 from pipeline.export.runtime import TfliteModel, TfModel
 from pipeline.model.reference import context_windows, mfcc_frames, reference_probs
 from pipeline.text.alphabet import Alphabet
+from tests.export.helpers import random_weights
 
 H = 32
 

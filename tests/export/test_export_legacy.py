@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from export_fixtures import TinyModel
 
 from pipeline.export.runtime import load_model
 from pipeline.transcribe import Transcriber
 from tests import legacy_runtime
+from tests.export.helpers import TinyModel
 
 pytestmark = pytest.mark.legacy
 

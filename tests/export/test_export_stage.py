@@ -11,12 +11,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from export_fixtures import REPO, TinyModel
 
 from pipeline.config import load_config
 from pipeline.paths import Paths
 from pipeline.stages.export import run_export
 from pipeline.stages.package import run_package
+from tests.export.helpers import REPO, TinyModel
 
 
 @pytest.fixture(scope="module")

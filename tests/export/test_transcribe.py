@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from export_fixtures import REPO, TinyModel
 
 from pipeline.export.runtime import load_model
 from pipeline.transcribe import Transcriber
 from pipeline.vad import split_speech
+from tests.export.helpers import REPO, TinyModel
 
 
 def _cer(ref: str, hyp: str) -> float:

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from imp_fixtures import make_cv_archive, standard_clips
-from imp_helpers import read_csv
+from tests.importers.archives import make_cv_archive, standard_clips
+from tests.importers.helpers import read_csv
 
 REPO = Path(__file__).resolve().parents[2]
 

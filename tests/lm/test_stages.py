@@ -14,7 +14,7 @@ from pipeline.config import LmRange
 from pipeline.lm.decode import Decoder, greedy_decode
 from pipeline.lm.optimize import error_rate, optimize
 from pipeline.lm.scorer import read_scorer
-from tests.lm.conftest import ALPHABET, REPO, emissions, make_sentences
+from tests.lm.helpers import ALPHABET, REPO, emissions, make_sentences
 
 
 def _write_csv(path: Path, transcripts: list[str]) -> None:
@@ -88,18 +88,16 @@ def test_error_rate_is_corpus_level_and_capped() -> None:
     assert error_rate([""], ["x"]) == 0.0
 
 
-def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Path,
-                                                    monkeypatch) -> None:  # noqa: ANN001
-    """Stage wiring. pipeline.model.inference (training area) stands in as synthetic outputs here, since
-    a trained model is out of scope for this test; the search itself is the real one."""
-    import types
+def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Path) -> None:
+    """Stage wiring. Synthetic acoustic outputs are passed in (the stage's `outputs` parameter) instead
+    of a trained checkpoint's, which is out of scope here; the search itself is the real one."""
     from dataclasses import dataclass
 
     from pipeline.config import load_config
     from pipeline.lm.optimize import decoder_weights
     from pipeline.paths import Paths
+    from pipeline.stages import lm_optimize
     from pipeline.stages.base import StageContext
-    from pipeline.stages.lm_optimize import STAGE
 
     @dataclass
     class Utterance:
@@ -110,9 +108,11 @@ def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Pa
     sents = small_lm["sentences"][200:215]
     utts = [Utterance(f"{i}.wav", s, emissions(s, confusions={3: ("o", 0.46)}, seed=i))
             for i, s in enumerate(sents)]
-    fake = types.ModuleType("pipeline.model.inference")
-    fake.acoustic_outputs = lambda cfg, paths, csv_files, checkpoint=None, limit=None: utts  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pipeline.model.inference", fake)
+    seen_csvs: list[Path] = []
+
+    def outputs(cfg, paths, csv_files):  # noqa: ANN001, ANN202
+        seen_csvs.extend(csv_files)
+        return utts
 
     paths = Paths.at(tmp_path / "data")
     _write_csv(paths.corpus_csv("common_voice", "dev"), sents)
@@ -122,7 +122,8 @@ def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Pa
     cfg = load_config(environ={}, overrides=["CORPORA=common_voice", "LM_EVALUATE_RANGE=2,3,6",
                                              "BEAM_WIDTH=16", "WORKERS=1"])
     paths.marker("lm_optimize").parent.mkdir(parents=True, exist_ok=True)
-    STAGE.run(StageContext(cfg, paths, STAGE, tmp_path / "t"))
+    lm_optimize.run(StageContext(cfg, paths, lm_optimize.STAGE, tmp_path / "t"), outputs=outputs)
+    assert seen_csvs == [paths.corpus_csv("common_voice", "dev")]  # the dev split, nothing else
     res = json.loads((paths.models / "lm_optimize.json").read_text())
     assert res["n_trials"] == 6 and res["dev_value_after"] <= res["dev_value_before"]
     info = read_scorer(paths.scorer)

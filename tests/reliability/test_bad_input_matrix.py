@@ -23,7 +23,7 @@ import pytest
 import soundfile as sf
 
 from tests.http_server import LocalServer
-from tests.reliability.bad_helpers import (
+from tests.reliability.helpers import (
     CV_NAME,
     TINY,
     Clip,
@@ -47,20 +47,20 @@ BOM_COLUMNS = ["path", "sentence", "client_id", "up_votes", "down_votes", "local
 
 
 def _good(n_speakers: int = 6, per: int = 4) -> list[Clip]:
-    from imp_fixtures import standard_clips
+    from tests.importers.archives import standard_clips
 
     return standard_clips(n_speakers, per)
 
 
 def _mp3_cut() -> bytes:
-    from imp_fixtures import encode, speech
+    from tests.importers.archives import encode, speech
 
     data = encode(speech("une phrase assez longue pour être coupée en deux"), 48000, "MP3")
     return data[: len(data) // 2]
 
 
 def _wav_cut() -> bytes:
-    from imp_fixtures import encode, speech
+    from tests.importers.archives import encode, speech
 
     data = encode(speech("une autre phrase coupée au milieu", rate=22050), 22050, "WAV")
     return data[: len(data) // 2]
@@ -349,7 +349,7 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
         mount_tmpfs(data, 1 << 20)
         (data / "sources").mkdir()
         keep.write_bytes(b"user data")
-        from tests.reliability.bad_helpers import remount
+        from tests.reliability.helpers import remount
 
         remount(data, read_only=True)
     elif os.geteuid() != 0:

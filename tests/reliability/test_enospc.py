@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from tests.reliability.bad_helpers import (
+from tests.reliability.helpers import (
     CV_NAME,
     TINY,
     can_mount,
@@ -54,9 +54,8 @@ def _assert_disk_full_message(stderr: str, directory: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 def test_disk_full_during_conversion(tmp_path: Path) -> None:
-    from imp_fixtures import make_cv_archive, standard_clips
-
     from pipeline import audio
+    from tests.importers.archives import make_cv_archive, standard_clips
 
     data = tmp_path / "data"
     archive = make_cv_archive(data / "sources" / CV_NAME, standard_clips(6, 4))

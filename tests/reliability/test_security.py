@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.http_server import LocalServer
-from tests.reliability.bad_helpers import REPO, run_cli
+from tests.reliability.helpers import REPO, run_cli
 
 SCANNED = sorted([*REPO.glob("pipeline/**/*.py"), *REPO.glob("importers/**/*.py"),
                   *REPO.glob("scripts/*.py"), *REPO.glob("benchmarks/*.py")])

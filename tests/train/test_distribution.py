@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.train.conftest import REPO, copy_corpus
+from tests.train.helpers import REPO, copy_corpus
 
 WORKER = [sys.executable, "-m", "tests.train.dist_worker"]
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.train.conftest import REPO, copy_corpus
+from tests.train.helpers import REPO, copy_corpus
 
 
 def test_train_then_test_stage(tiny_corpus, tmp_path: Path) -> None:
