@@ -235,6 +235,15 @@ class Config:
         """Every variable as the string a user would write in an env file."""
         return {spec.env: format_value(self.value(spec.env)) for spec in SPECS}
 
+    def as_env_file(self) -> str:
+        """Every variable as a docker `--env-file` that `read_env_file` reads back to the same values.
+        Pipeline variables only: nothing else from the environment (tokens, proxies) gets in."""
+        lines = ["# ds-pipeline: the effective settings of the last `run` (usable as --env-file)"]
+        for key, value in self.as_env().items():
+            # env files have no quoting: one line per value, so a line break cannot be kept
+            lines.append(f"{key}={' '.join(value.splitlines())}")
+        return "\n".join(lines) + "\n"
+
     def with_values(self, **env_values: Any) -> Config:
         """A copy with some variables replaced by already-typed values (tests, derived settings)."""
         sections: dict[str, dict[str, Any]] = {}

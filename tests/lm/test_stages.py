@@ -14,6 +14,7 @@ from pipeline.config import LmRange
 from pipeline.lm.decode import Decoder, greedy_decode
 from pipeline.lm.optimize import error_rate, optimize
 from pipeline.lm.scorer import read_scorer
+from tests.helpers import SUBPROCESS_TIMEOUT
 from tests.lm.helpers import ALPHABET, REPO, emissions, make_sentences
 
 
@@ -39,7 +40,7 @@ def test_lm_stage_builds_scorer_without_heldout_sentences(tmp_path: Path, kenlm_
         [sys.executable, "-m", "pipeline", "run", "--data-dir", str(data), "--stages", "lm",
          "--set", "CORPORA=common_voice", "--set", "LM_ORDER=3", "--set", "LM_MEMORY=64M",
          "--set", "FAST_TRAIN=1", "--set", f"KENLM_BIN={kenlm_bin}"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+        cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((data / "lm" / "lm_report.json").read_text())
     assert report["text"]["excluded_heldout_lines"] == 5
@@ -57,7 +58,7 @@ def test_lm_stage_builds_scorer_without_heldout_sentences(tmp_path: Path, kenlm_
         [sys.executable, "-m", "pipeline", "run", "--data-dir", str(data), "--stages", "lm",
          "--set", "CORPORA=common_voice", "--set", "LM_ORDER=3", "--set", "LM_MEMORY=64M",
          "--set", "FAST_TRAIN=1", "--set", f"KENLM_BIN={kenlm_bin}"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+        cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert proc.returncode == 0 and "skip: done with the same settings" in proc.stderr
 
 

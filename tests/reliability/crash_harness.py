@@ -24,6 +24,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.helpers import SUBPROCESS_TIMEOUT
 from tests.http_server import LocalServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -124,7 +125,7 @@ class Env:
     server: LocalServer
 
     def run(self, *extra: str, crash_at: str | None = None, log_name: str = "run",
-            timeout: float = 600) -> Run:
+            timeout: float = SUBPROCESS_TIMEOUT) -> Run:
         cmd = [sys.executable, "-m", "tests.reliability.crash_cli", "run", "--data-dir", str(self.work),
                "--lang", LANG, *extra]
         for k, v in SETTINGS.items():

@@ -141,7 +141,7 @@ def trained_data_dir() -> Path:
     root = Path(tempfile.mkdtemp(prefix="ds-reliability-trained-")) / "data"
     make_corpus(root, n_train=12, n_dev=4, n_test=4, seed=5, words=(1, 1))
     res = run_cli("run", "--data-dir", str(root), "--stages", "train", *sets(TINY),
-                  env={"TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=600)
+                  env={"TF_CPP_MIN_LOG_LEVEL": "2"})
     assert res.returncode == 0, res.stderr[-3000:]
     assert (root / "checkpoints" / "best_dev").is_dir()
     _TRAINED["dir"] = root

@@ -88,8 +88,7 @@ def _quarantine(data: Path) -> dict[str, dict[str, str]]:
 
 def _import(data: Path, *extra: str, env: dict[str, str] | None = None):  # noqa: ANN202
     return run_cli("run", "--data-dir", str(data), "--stages", "import", *sets(
-        {"CORPORA": "common_voice", "WORKERS": "2", "MODEL_LANGUAGE": "fr"}), *extra, env=env,
-        timeout=300)
+        {"CORPORA": "common_voice", "WORKERS": "2", "MODEL_LANGUAGE": "fr"}), *extra, env=env)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,14 +467,14 @@ def test_checkpoint_of_another_geometry_is_a_clear_error(tmp_path: Path) -> None
     before = tree_digest(ckpt)
     env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
     res = run_cli("run", "--data-dir", str(data), "--stages", "train", *sets({**TINY, "N_HIDDEN": "24"}),
-                  env=env, timeout=300)
+                  env=env)
     assert res.returncode == 2, res.stderr[-3000:]
     assert "Traceback" not in res.stderr
     assert "N_HIDDEN" in res.stderr and str(ckpt / "train") in res.stderr
     assert {k: v for k, v in tree_digest(ckpt).items() if k != "train_done.json"} == \
         {k: v for k, v in before.items() if k != "train_done.json"}  # no checkpoint touched
     # back to the checkpoint's settings: nothing is retrained
-    res = run_cli("run", "--data-dir", str(data), "--stages", "train", *sets(TINY), env=env, timeout=300)
+    res = run_cli("run", "--data-dir", str(data), "--stages", "train", *sets(TINY), env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "all 1 epoch(s) already done" in res.stderr
     state = json.loads((ckpt / "train" / "train_state.json").read_text())

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import SUBPROCESS_TIMEOUT
 from tests.train.helpers import REPO, copy_corpus
 
 REPEAT = 8
@@ -45,7 +46,7 @@ def test_sigkill_mid_epoch_then_resume(tiny_corpus, tmp_path: Path) -> None:
     kill_at = 2 * steps_per_epoch + 90
     last_saved = kill_at - kill_at % EVERY
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    run1 = subprocess.run(_cmd(data), cwd=REPO, capture_output=True, text=True, timeout=300,
+    run1 = subprocess.run(_cmd(data), cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
                           env={**env, "DS_PIPELINE_CRASH_AT": f"train.step:{kill_at}"})
     assert run1.returncode == -signal.SIGKILL, (run1.stdout + run1.stderr)[-3000:]
     killed_at = json.loads(state_path.read_text())
@@ -55,7 +56,7 @@ def test_sigkill_mid_epoch_then_resume(tiny_corpus, tmp_path: Path) -> None:
     assert not (data / "checkpoints" / "train_done.json").exists()
     assert not (data / ".state" / "train.done.json").exists()
 
-    out = subprocess.run(_cmd(data), cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run(_cmd(data), cwd=REPO, capture_output=True, text=True, env=env, timeout=SUBPROCESS_TIMEOUT)
     log2 = out.stdout + out.stderr
     assert out.returncode == 0, log2[-3000:]
     assert "resumed from train-" in log2
@@ -69,5 +70,5 @@ def test_sigkill_mid_epoch_then_resume(tiny_corpus, tmp_path: Path) -> None:
     assert (data / "checkpoints" / "best_dev" / "best_dev.json").exists()
     assert (data / ".state" / "train.done.json").exists()
     # a third run is a no-op skip
-    out3 = subprocess.run(_cmd(data), cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
+    out3 = subprocess.run(_cmd(data), cwd=REPO, capture_output=True, text=True, env=env, timeout=SUBPROCESS_TIMEOUT)
     assert "skip: done with the same settings" in out3.stdout + out3.stderr
