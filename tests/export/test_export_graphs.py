@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.export import graph, pbmm, tflite_compat
 from pipeline.export.runtime import TfliteModel, TfModel
+from pipeline.model.geometry import METADATA_NAMES
 from pipeline.model.reference import context_windows, mfcc_frames, reference_probs
 from pipeline.text.alphabet import Alphabet
 from tests.export.helpers import random_weights
@@ -63,7 +64,7 @@ def test_pb_contract_and_op_set(exported, fr_alphabet) -> None:  # noqa: ANN001
     with g.as_default():
         tf.compat.v1.import_graph_def(gd, name="")
     with tf.compat.v1.Session(graph=g) as s:
-        meta = s.run({k: f"{k}:0" for k in graph.METADATA_NAMES})
+        meta = s.run({k: f"{k}:0" for k in METADATA_NAMES})
     assert meta["metadata_version"].tolist() == [6]
     assert meta["metadata_sample_rate"].tolist() == [16000]
     assert meta["metadata_feature_win_len"].tolist() == [32]
