@@ -50,8 +50,7 @@ def _random_model(out: Path, n_hidden: int) -> Path:
 def _speech(out: Path, seconds: float) -> Path:
     import soundfile as sf
 
-    sys.path.insert(0, str(REPO / "tests/export"))
-    from export_fixtures import synth  # the test helper: espeak-ng through the espeakng-loader wheel
+    from tests.export.helpers import synth  # the test helper: espeak-ng through the espeakng-loader wheel
 
     text = ("le soleil se lève sur la ville et les enfants partent à l'école pendant que les "
             "parents prennent le train pour aller travailler")

@@ -23,6 +23,7 @@ from typing import NoReturn
 from pipeline import __version__
 from pipeline.config import Config, load_config
 from pipeline.errors import PipelineError, UsageError
+from pipeline.paths import Paths
 
 log = logging.getLogger("pipeline")
 
@@ -93,7 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.fsutil import DataDirLock
     from pipeline.logs import add_run_log
-    from pipeline.paths import Paths
     from pipeline.stages import STAGES
     from pipeline.stages.base import clean_stale_temps, execute, plan, select_stages
     from pipeline.stages.preflight import check_writable
@@ -116,6 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         log_path = add_run_log(paths.logs)
         log.info("ds-pipeline %s, data dir %s, log %s", __version__, paths.root, log_path)
         _log_config(cfg)
+        _write_resolved_config(cfg, paths)
         clean_stale_temps(paths)
         items = plan(STAGES, selected, cfg, paths, args.force)
         execute(items, cfg, paths)
@@ -129,6 +130,20 @@ def _log_config(cfg: Config) -> None:
     changed = [f"{name}={value} ({source})" for name, value, source, _ in iter_rows(cfg)
                if source != "default"]
     log.info("configuration (non-default values): %s", "; ".join(changed) or "all defaults")
+
+
+def _write_resolved_config(cfg: Config, paths: Paths) -> None:
+    """models/config.env: what this run uses, next to the model it makes (atomic; no secrets, since
+    only pipeline variables are in it)."""
+    from pipeline.fsutil import disk_full_error, is_disk_full, write_text
+
+    try:
+        paths.resolved_config.parent.mkdir(parents=True, exist_ok=True)
+        write_text(paths.resolved_config, cfg.as_env_file())
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(exc, paths.resolved_config.parent) from None
+        raise
 
 
 def cmd_config(args: argparse.Namespace) -> int:

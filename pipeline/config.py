@@ -144,8 +144,11 @@ class TrainConfig:
     plateau_reduction: float = var(0.1, "PLATEAU_REDUCTION", "LR factor applied on a plateau",
                                    min=0.0, max=1.0)
     max_to_keep: int = var(5, "MAX_TO_KEEP", "training checkpoints kept", min=1, max=1000)
-    checkpoint_secs: int = var(600, "CHECKPOINT_SECS", "seconds between mid-epoch checkpoints",
-                               min=1)
+    checkpoint_secs: int = var(600, "CHECKPOINT_SECS",
+                               "seconds between mid-epoch checkpoints (0 = off)", min=0)
+    checkpoint_steps: int = var(0, "CHECKPOINT_STEPS",
+                                "also save a mid-epoch checkpoint every this many updates, independent "
+                                "of the machine's speed (0 = off)", min=0)
     amp: bool = var(False, "AMP", "automatic mixed precision (float16 on GPU, loss scaling)")
     transfer_learning: bool = var(False, "TRANSFER_LEARNING",
                                   "start from the checkpoint in TRANSFER_CHECKPOINT")
@@ -236,6 +239,15 @@ class Config:
     def as_env(self) -> dict[str, str]:
         """Every variable as the string a user would write in an env file."""
         return {spec.env: format_value(self.value(spec.env)) for spec in SPECS}
+
+    def as_env_file(self) -> str:
+        """Every variable as a docker `--env-file` that `read_env_file` reads back to the same values.
+        Pipeline variables only: nothing else from the environment (tokens, proxies) gets in."""
+        lines = ["# ds-pipeline: the effective settings of the last `run` (usable as --env-file)"]
+        for key, value in self.as_env().items():
+            # env files have no quoting: one line per value, so a line break cannot be kept
+            lines.append(f"{key}={' '.join(value.splitlines())}")
+        return "\n".join(lines) + "\n"
 
     def with_values(self, **env_values: Any) -> Config:
         """A copy with some variables replaced by already-typed values (tests, derived settings)."""

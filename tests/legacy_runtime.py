@@ -57,8 +57,11 @@ class LegacyResult:
 
 
 def transcribe(runtime: str, model: Path, wavs: list[Path], scorer: Path | None = None,
-               beam_width: int | None = None, timeout: float = 600) -> LegacyResult:
+               beam_width: int | None = None, timeout: float | None = None) -> LegacyResult:
     """Transcribe 16 kHz mono PCM16 `wavs` with `runtime` in a child process."""
+    from tests.helpers import SUBPROCESS_TIMEOUT  # here: this file also runs as a script
+
+    timeout = SUBPROCESS_TIMEOUT if timeout is None else timeout
     cmd = [sys.executable, str(Path(__file__).resolve()), "--runtime", runtime, "--model",
            str(model)]
     if scorer is not None:

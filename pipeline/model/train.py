@@ -456,13 +456,19 @@ class Trainer:
                             tb_scalar("step_loss", loss_sum / max(n, 1.0), state["global_step"])
                 rate = audio_s / 3600.0 / max(time.monotonic() - t0, 1e-6)
                 prog.update(1, f"loss {loss_sum / max(n, 1.0):.2f}, {rate:.3f} audio-h/s")
-                if self.dist.workers == 1 and time.monotonic() - last_save >= self.tc.checkpoint_secs \
-                        and state["step_in_epoch"] < steps:
+                if self.dist.workers == 1 and state["step_in_epoch"] < steps \
+                        and self._mid_epoch_save_due(state["global_step"], time.monotonic() - last_save):
                     state["elapsed_s"] = elapsed0 + time.monotonic() - t_start
                     self._check_finite_weights(state)
                     self._save(state)
                     last_save = time.monotonic()
         return state
+
+    def _mid_epoch_save_due(self, global_step: int, secs_since_save: float) -> bool:
+        """CHECKPOINT_STEPS counts updates (the same on any machine); CHECKPOINT_SECS counts wall
+        time. Either one, when set (> 0), makes a mid-epoch checkpoint due."""
+        steps, secs = self.tc.checkpoint_steps, self.tc.checkpoint_secs
+        return (steps > 0 and global_step % steps == 0) or (secs > 0 and secs_since_save >= secs)
 
     def dev_loss(self) -> float | None:
         """Mean per-utterance CTC loss on the dev set, without dropout. Evaluated outside the

@@ -33,3 +33,18 @@ STAGES: tuple[Stage, ...] = (
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 
+# Settings that change no stage's outputs, so they are in no stage's `config_keys` (changing them
+# never reruns a stage). Every other setting must be in the config_keys of each stage whose outputs it
+# changes; tests/unit/test_settings_coverage.py checks that each setting is in exactly one of the two.
+NO_OUTPUT_EFFECT: dict[str, str] = {
+    "WORKERS": "parallelism only: rows are imported and utterances decoded to the same results in any "
+               "number of processes",
+    "KENLM_BIN": "where the KenLM tools are found, not what they build",
+    "CHECKPOINT_SECS": "when mid-epoch checkpoints are saved; resume is exact, so the trained weights "
+                       "are the same",
+    "CHECKPOINT_STEPS": "when mid-epoch checkpoints are saved (as CHECKPOINT_SECS)",
+    "MAX_TO_KEEP": "how many intermediate checkpoints checkpoints/train/ keeps; best_dev/ is unaffected",
+    "LIVE_TRANSCRIPTS": "dev transcripts printed to the log after each epoch; nothing is written",
+    "NONFINITE_LIMIT": "whether a diverging run stops with an error; a run that finishes skipped the "
+                       "same batches under any limit",
+}

@@ -11,22 +11,36 @@ The best values are written into `lm/kenlm.scorer` (its default alpha/beta) and
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from pipeline.config import Config
 from pipeline.corpus_csv import split_csvs
 from pipeline.errors import MissingInputError
 from pipeline.faults import crashpoint
 from pipeline.fsutil import write_json
+from pipeline.paths import Paths
 from pipeline.stages.base import Stage, StageContext
 from pipeline.text.alphabet import Alphabet
 
 log = logging.getLogger(__name__)
 
+# (cfg, paths, dev CSVs) -> utterances with `.probs` and `.transcript` (pipeline.model.inference)
+OutputsFn = Callable[[Config, Paths, Sequence[Path]], Sequence[Any]]
 
-def run(ctx: StageContext) -> None:
+
+def _checkpoint_outputs(cfg: Config, paths: Paths, csv_files: Sequence[Path]) -> Sequence[Any]:
+    from pipeline.model.inference import acoustic_outputs
+
+    return acoustic_outputs(cfg, paths, list(csv_files))
+
+
+def run(ctx: StageContext, outputs: OutputsFn = _checkpoint_outputs) -> None:
+    """`outputs` gives the acoustic model's outputs on the dev set: the best checkpoint's by default
+    (tests pass synthetic ones, the alpha/beta search being the part under test)."""
     from pipeline.lm.optimize import optimize
     from pipeline.lm.scorer import read_scorer, set_scorer_defaults
-    from pipeline.model.inference import acoustic_outputs
 
     cfg, paths = ctx.cfg, ctx.paths
     search = cfg.lm.lm_evaluate_range
@@ -37,7 +51,7 @@ def run(ctx: StageContext) -> None:
                                 "run the import stage, or unset LM_EVALUATE_RANGE")
     alphabet = Alphabet.from_file(paths.alphabet)
     info = read_scorer(paths.scorer)
-    utts = acoustic_outputs(cfg, paths, dev)
+    utts = outputs(cfg, paths, dev)
     pairs = [(u.probs, u.transcript) for u in utts]
     ctx.log.info("decoding %d dev utterances per trial, %d trials", len(pairs), search.n_trials)
     res = optimize(pairs, alphabet, paths.scorer, search, cfg.lm.lm_alpha, cfg.lm.lm_beta,

@@ -1,4 +1,4 @@
-"""Fixtures for the export area (helpers in export_fixtures.py, a uniquely named module)."""
+"""Fixtures for the export area (the helpers they use live in tests/export/helpers.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from export_fixtures import REPO, SENTENCES, TinyModel, synth, train_tiny
 
 from pipeline.text.alphabet import Alphabet
+from tests.export.helpers import REPO, SENTENCES, TinyModel, synth, train_tiny
 
 
 @pytest.fixture(scope="session")

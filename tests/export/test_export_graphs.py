@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from export_fixtures import random_weights
 
 from pipeline.export import graph, pbmm, tflite_compat
 from pipeline.export.runtime import TfliteModel, TfModel
 from pipeline.model import geometry
+from pipeline.model.geometry import METADATA_NAMES
 from pipeline.model.reference import context_windows, mfcc_frames, reference_probs
 from pipeline.text.alphabet import Alphabet
+from tests.export.helpers import random_weights
 
 H = 32
 
@@ -65,7 +66,7 @@ def test_pb_contract_and_op_set(exported, fr_alphabet) -> None:
     with g.as_default():
         tf.compat.v1.import_graph_def(gd, name="")
     with tf.compat.v1.Session(graph=g) as s:
-        meta = s.run({k: f"{k}:0" for k in geometry.METADATA_NAMES})
+        meta = s.run({k: f"{k}:0" for k in METADATA_NAMES})
     assert meta["metadata_version"].tolist() == [6]
     assert meta["metadata_sample_rate"].tolist() == [16000]
     assert meta["metadata_feature_win_len"].tolist() == [32]

@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from export_fixtures import TinyModel
 
 from pipeline.export.runtime import load_model
+from pipeline.lm.build import KENLM_TOOLS
+from pipeline.lm.scorer import build_scorer
 from pipeline.report.metrics import wer_cer
+from pipeline.tools import find_tool
 from pipeline.transcribe import Transcriber
 from tests import legacy_runtime
+from tests.export.helpers import TinyModel
 
 pytestmark = pytest.mark.legacy
 
@@ -45,11 +48,11 @@ def runtimes() -> None:
 
 @pytest.fixture(scope="module")
 def ours(tiny_model: TinyModel, tiny_export: Path) -> dict[str, Any]:
-    """CER of our transcribe (default decoding, as the CLI) per artifact on the test clips."""
+    """CER of our transcribe (default decoding, as the CLI: beam search without a scorer, the
+    model's beam width) per artifact on the test clips."""
     out = {}
     for name in {a for _, a in COMBINATIONS}:
         tr = Transcriber(load_model(tiny_export / name))
-        out["greedy"] = tr.greedy
         hyps = [tr.transcribe_file(c)["transcript"] for c in tiny_model.test_clips]
         out[name] = _cer(tiny_model.test_texts, hyps)
         print(f"ours {name}: CER {out[name]:.4f} {hyps}")
@@ -59,9 +62,8 @@ def ours(tiny_model: TinyModel, tiny_export: Path) -> dict[str, Any]:
 @pytest.mark.parametrize(("runtime", "artifact"), COMBINATIONS)
 def test_legacy_runtime_transcribes_like_ours(runtimes, tiny_model, tiny_export, ours, runtime,
                                               artifact) -> None:
-    # Without the LM area's beam search we decode greedily: beam width 1 is the runtimes' closest.
-    res = legacy_runtime.transcribe(runtime, tiny_export / artifact, tiny_model.test_clips,
-                                    beam_width=1 if ours["greedy"] else None)
+    # Both sides decode as their clients do by default: beam search, the model's beam width, no scorer.
+    res = legacy_runtime.transcribe(runtime, tiny_export / artifact, tiny_model.test_clips)
     cer = _cer(tiny_model.test_texts, res.transcripts)
     print(f"{runtime} {artifact}: CER {cer:.4f} (ours {ours[artifact]:.4f}) {res.transcripts}")
     assert ours[artifact] < 0.25, "the tiny model did not learn enough for a meaningful check"
@@ -73,24 +75,22 @@ def test_legacy_runtime_transcribes_like_ours(runtimes, tiny_model, tiny_export,
 
 @pytest.fixture(scope="module")
 def scorer(tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    scorer_mod = pytest.importorskip("pipeline.lm.scorer", reason="pipeline.lm.scorer (LM area) absent")
-    import os
-
-    bin_dir = Path(os.environ.get("KENLM_BIN", Path.home() / ".cache/ds-pipeline/kenlm/bin"))
-    if not (bin_dir / "lmplz").exists() or not (bin_dir / "build_binary").exists():
-        pytest.skip(f"KenLM binaries not in {bin_dir} (scripts/build_kenlm.sh)")
+    tools = {t: find_tool(t) for t in KENLM_TOOLS}  # found the way the pipeline finds them
+    missing = [t for t, p in tools.items() if p is None]
+    if missing:  # an external tool, the one allowed reason to skip
+        pytest.skip(f"KenLM tools {missing} not found (scripts/build_kenlm.sh)")
     d = tmp_path_factory.mktemp("lm")
     text = d / "text.txt.gz"
     with gzip.open(text, "wt", encoding="utf-8") as fh:
         fh.write("\n".join(tiny_model.texts * 5) + "\n")
-    subprocess.run([str(bin_dir / "lmplz"), "--order", "3", "--discount_fallback", "--memory",
+    subprocess.run([str(tools["lmplz"]), "--order", "3", "--discount_fallback", "--memory",
                     "64M", "--text", str(text), "--arpa", str(d / "lm.arpa")], check=True,
                    capture_output=True)
-    subprocess.run([str(bin_dir / "build_binary"), "-a", "255", "-q", "8", "-v", "trie",
+    subprocess.run([str(tools["build_binary"]), "-a", "255", "-q", "8", "-v", "trie",
                     str(d / "lm.arpa"), str(d / "lm.binary")], check=True, capture_output=True)
     vocab = sorted({w for t in tiny_model.texts for w in t.split()})
     out = d / "kenlm.scorer"
-    scorer_mod.build_scorer(d / "lm.binary", vocab, tiny_model.alphabet, 0.93, 1.18, out)
+    build_scorer(d / "lm.binary", vocab, tiny_model.alphabet, 0.93, 1.18, out)
     return out
 
 
@@ -105,10 +105,8 @@ def test_scorer_in_legacy_runtimes(runtimes, tiny_model, tiny_export, ours, scor
     print(f"{runtime} {artifact} + scorer: CER {cer:.4f} (ours no scorer {ours[artifact]:.4f})")
     # The vocabulary is exactly the test sentences: the lexicon can only help.
     assert cer <= ours[artifact] + 0.01
-    try:
-        tr = Transcriber(load_model(tiny_export / artifact), scorer=scorer)
-    except Exception as exc:  # the LM area's decoder is optional here
-        pytest.skip(f"our beam-search decoder is unavailable: {exc}")
+    # Our decoder with the same scorer must agree; any failure to build it is a failure, not a skip.
+    tr = Transcriber(load_model(tiny_export / artifact), scorer=scorer)
     ours_lm = _cer(tiny_model.test_texts,
                    [tr.transcribe_file(c)["transcript"] for c in tiny_model.test_clips])
     print(f"  ours + scorer: CER {ours_lm:.4f}")

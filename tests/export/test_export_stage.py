@@ -11,12 +11,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from export_fixtures import REPO, TinyModel
 
 from pipeline.config import load_config
 from pipeline.export.package import write_release
 from pipeline.paths import Paths
 from pipeline.stages.export import run_export
+from tests.export.helpers import REPO, TinyModel
+from tests.helpers import SUBPROCESS_TIMEOUT
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +43,16 @@ def _cfg(**extra: str):
     return load_config(environ={}, overrides=sets, lang="fr")
 
 
-def test_run_export_writes_models_and_parity(data_dir, tiny_model) -> None:
+@pytest.fixture(scope="module")
+def exported(data_dir: Path, tiny_model: TinyModel) -> dict:
+    """The export stage's work on the data dir (every test that needs its artifacts asks for this,
+    so no test depends on another having run first)."""
+    return run_export(_cfg(), Paths.at(data_dir), tiny_model.weights)
+
+
+def test_run_export_writes_models_and_parity(data_dir, exported) -> None:
     paths = Paths.at(data_dir)
-    report = run_export(_cfg(), paths, tiny_model.weights)
+    report = exported
     for p in (paths.output_graph_pb, paths.output_graph_pbmm, paths.output_graph_tflite,
               paths.output_graph_fp32_tflite):
         assert p.stat().st_size > 0
@@ -60,10 +68,8 @@ def test_run_export_writes_models_and_parity(data_dir, tiny_model) -> None:
     assert par["checkpoint"]["cer"] < 0.3
 
 
-def test_package_archives_and_model_card(data_dir) -> None:
+def test_package_archives_and_model_card(data_dir, exported) -> None:
     paths = Paths.at(data_dir)
-    if not paths.output_graph_tflite.exists():
-        pytest.skip("needs test_run_export_writes_models_and_parity first")
     paths.scorer.parent.mkdir(parents=True, exist_ok=True)
     paths.scorer.write_bytes(b"scorer bytes")  # packaging copies it; its format is the LM area's
     paths.best_checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -91,10 +97,15 @@ def test_package_archives_and_model_card(data_dir) -> None:
     assert "int8 vs fp32" in card
 
 
-def test_stage_via_cli_reports_missing_trainer_or_checkpoint(tmp_path) -> None:
-    """Without a best checkpoint the export stage stops with a message naming what is missing."""
+def test_stage_via_cli_without_checkpoint_exits_3_naming_it(tmp_path, fr_alphabet) -> None:
+    """Without a best checkpoint (the alphabet is there) the export stage stops with exit 3 (missing
+    input) and one error line naming checkpoints/best_dev and nothing else, no traceback."""
+    fr_alphabet.write(Paths.at(tmp_path).alphabet)
     proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "--data-dir", str(tmp_path),
                            "--stages", "export", "--set", "ONLY_EXPORT=1"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0
-    assert "best_dev" in proc.stderr or "load_export_weights" in proc.stderr, proc.stderr[-1500:]
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    assert proc.returncode == 3, proc.stderr[-1500:]
+    errors = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
+    assert len(errors) == 1, proc.stderr[-1500:]
+    assert "checkpoints/best_dev" in errors[0] and "alphabet" not in errors[0], errors[0]
+    assert "Traceback" not in proc.stderr

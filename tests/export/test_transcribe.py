@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from export_fixtures import REPO, TinyModel
 
 from pipeline.export.runtime import load_model
 from pipeline.report.metrics import wer_cer
 from pipeline.transcribe import Transcriber
 from pipeline.vad import split_speech
+from tests.export.helpers import REPO, TinyModel
+from tests.helpers import SUBPROCESS_TIMEOUT
 
 
 def _cer(ref: str, hyp: str) -> float:
@@ -23,7 +24,7 @@ def _cer(ref: str, hyp: str) -> float:
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipeline", "transcribe", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,10 @@
-"""Importer tests: the helper modules (imp_*.py) live beside the tests."""
+"""Fixtures for the importer tests (helpers: tests/importers/helpers.py, archives.py, synth.py)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture

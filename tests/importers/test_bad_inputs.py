@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import soundfile as sf
-from imp_fixtures import Clip, make_cv_archive, standard_clips
-from imp_helpers import quarantine, read_csv, report, run_stages
 
 from pipeline.errors import DataQualityError
+from tests.importers.archives import Clip, make_cv_archive, standard_clips
+from tests.importers.helpers import quarantine, read_csv, report, run_stages
 
 SPK = "badspeaker"
 

@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 import soundfile as sf
-from imp_fixtures import SENTENCES, VOICES, Clip, make_cv_archive, standard_clips
-from imp_helpers import quarantine, read_csv, report, run_stages
 
 from pipeline.errors import ChecksumMismatch, MissingInputError
+from tests.importers.archives import SENTENCES, VOICES, Clip, make_cv_archive, standard_clips
+from tests.importers.helpers import quarantine, read_csv, report, run_stages
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from imp_fixtures import lingua_libre_files, make_zip
-from imp_helpers import make_cfg
 
 from importers.base import ImportContext
 from pipeline import download as dl
@@ -20,6 +18,8 @@ from pipeline.errors import ChecksumMismatch, DownloadError, UnsafeArchiveError
 from pipeline.langs import load_pack
 from pipeline.paths import Paths
 from tests.http_server import LocalServer
+from tests.importers.archives import lingua_libre_files, make_zip
+from tests.importers.helpers import make_cfg
 
 PAYLOAD = os.urandom(300_000)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import soundfile as sf
-from imp_fixtures import (
+
+from importers import CONTRACT, REGISTRY, get_importer
+from tests.importers.archives import (
     encode,
     lingua_libre_files,
     m_ailabs_files,
@@ -13,9 +15,7 @@ from imp_fixtures import (
     speech,
     trainingspeech_files,
 )
-from imp_helpers import quarantine, read_csv, report, run_stages
-
-from importers import CONTRACT, REGISTRY, get_importer
+from tests.importers.helpers import quarantine, read_csv, report, run_stages
 
 
 def _splits(paths, corpus):

@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from imp_fixtures import make_cv_archive, standard_clips
-from imp_helpers import read_csv
+from tests.helpers import SUBPROCESS_TIMEOUT
+from tests.importers.archives import make_cv_archive, standard_clips
+from tests.importers.helpers import read_csv
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,7 +20,7 @@ def test_cli_import_alphabet(tmp_path):
                     columns="sample", version="0.0-sample")
     cmd = [sys.executable, "-m", "pipeline", "run", "--data-dir", str(data), "--stages",
            "preflight,import,alphabet", "--set", "CORPORA=common_voice", "--set", "WORKERS=2"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "import report: common_voice" in proc.stderr and "hours kept" in proc.stderr
     ex = data / "extracted" / "common_voice"
@@ -31,7 +32,7 @@ def test_cli_import_alphabet(tmp_path):
     assert (data / "reports" / "alphabet_report.json").is_file()
     assert len((data / "extracted" / "heldout_sentences.txt").read_text().splitlines()) == 8
     # A second run skips both stages (same settings, outputs present).
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert proc.returncode == 0
     assert "[2/3 import] skip: done with the same settings" in proc.stderr
     assert "[3/3 alphabet] skip" in proc.stderr

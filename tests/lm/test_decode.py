@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.lm.decode import PYCTCDECODE_LIKE, WIDE, Decoder, greedy_decode
-from tests.lm.conftest import ALPHABET, emissions
+from tests.lm.helpers import ALPHABET, emissions
 
 
 def test_greedy_collapses_repeats_and_drops_blank() -> None:

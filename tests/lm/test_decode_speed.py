@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.lm.decode import FAST, RESCUE, Decoder, Pruning, collapse_runs, greedy_decode, log_emissions
-from tests.lm.conftest import ALPHABET, emissions
+from tests.lm.helpers import ALPHABET, emissions
 
 C = ALPHABET.num_classes
 BLANK = C - 1

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.lm import build as lmbuild
-from tests.lm.conftest import make_sentences
+from tests.lm.helpers import make_sentences
 
 
 def test_text_excludes_heldout_and_reserved_tokens(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from pipeline.lm.scorer import (
     set_scorer_defaults,
     vocabulary,
 )
-from tests.lm.conftest import ALPHABET
+from tests.lm.helpers import ALPHABET
 
 WORDS = ["chat", "chats", "chien", "le", "la", "l'eau", "<s>", "</s>", "<unk>", "x1", "été"]
 

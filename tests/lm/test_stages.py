@@ -15,7 +15,8 @@ from pipeline.lm.decode import Decoder, greedy_decode
 from pipeline.lm.optimize import optimize
 from pipeline.lm.scorer import read_scorer
 from pipeline.report.metrics import wer_cer
-from tests.lm.conftest import ALPHABET, REPO, emissions, make_sentences
+from tests.helpers import SUBPROCESS_TIMEOUT
+from tests.lm.helpers import ALPHABET, REPO, emissions, make_sentences
 
 
 def _write_csv(path: Path, transcripts: list[str]) -> None:
@@ -40,7 +41,7 @@ def test_lm_stage_builds_scorer_without_heldout_sentences(tmp_path: Path, kenlm_
         [sys.executable, "-m", "pipeline", "run", "--data-dir", str(data), "--stages", "lm",
          "--set", "CORPORA=common_voice", "--set", "LM_ORDER=3", "--set", "LM_MEMORY=64M",
          "--set", "FAST_TRAIN=1", "--set", f"KENLM_BIN={kenlm_bin}"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+        cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((data / "lm" / "lm_report.json").read_text())
     assert report["text"]["excluded_heldout_lines"] == 5
@@ -58,7 +59,7 @@ def test_lm_stage_builds_scorer_without_heldout_sentences(tmp_path: Path, kenlm_
         [sys.executable, "-m", "pipeline", "run", "--data-dir", str(data), "--stages", "lm",
          "--set", "CORPORA=common_voice", "--set", "LM_ORDER=3", "--set", "LM_MEMORY=64M",
          "--set", "FAST_TRAIN=1", "--set", f"KENLM_BIN={kenlm_bin}"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+        cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert proc.returncode == 0 and "skip: done with the same settings" in proc.stderr
 
 
@@ -90,18 +91,16 @@ def test_error_rate_is_corpus_level_and_capped() -> None:
     assert wer_cer([" ", "ab"], ["x", ""]) == (1.0, 1.0)  # empty hypothesis: all deleted
 
 
-def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Path,
-                                                    monkeypatch) -> None:
-    """Stage wiring. pipeline.model.inference (training area) stands in as synthetic outputs here, since
-    a trained model is out of scope for this test; the search itself is the real one."""
-    import types
+def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Path) -> None:
+    """Stage wiring. Synthetic acoustic outputs are passed in (the stage's `outputs` parameter) instead
+    of a trained checkpoint's, which is out of scope here; the search itself is the real one."""
     from dataclasses import dataclass
 
     from pipeline.config import load_config
     from pipeline.lm.optimize import decoder_weights
     from pipeline.paths import Paths
+    from pipeline.stages import lm_optimize
     from pipeline.stages.base import StageContext
-    from pipeline.stages.lm_optimize import STAGE
 
     @dataclass
     class Utterance:
@@ -112,9 +111,11 @@ def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Pa
     sents = small_lm["sentences"][200:215]
     utts = [Utterance(f"{i}.wav", s, emissions(s, confusions={3: ("o", 0.46)}, seed=i))
             for i, s in enumerate(sents)]
-    fake = types.ModuleType("pipeline.model.inference")
-    fake.acoustic_outputs = lambda cfg, paths, csv_files, checkpoint=None, limit=None: utts  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pipeline.model.inference", fake)
+    seen_csvs: list[Path] = []
+
+    def outputs(cfg, paths, csv_files):
+        seen_csvs.extend(csv_files)
+        return utts
 
     paths = Paths.at(tmp_path / "data")
     _write_csv(paths.corpus_csv("common_voice", "dev"), sents)
@@ -124,7 +125,8 @@ def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Pa
     cfg = load_config(environ={}, overrides=["CORPORA=common_voice", "LM_EVALUATE_RANGE=2,3,6",
                                              "BEAM_WIDTH=16", "WORKERS=1"])
     paths.marker("lm_optimize").parent.mkdir(parents=True, exist_ok=True)
-    STAGE.run(StageContext(cfg, paths, STAGE, tmp_path / "t"))
+    lm_optimize.run(StageContext(cfg, paths, lm_optimize.STAGE, tmp_path / "t"), outputs=outputs)
+    assert seen_csvs == [paths.corpus_csv("common_voice", "dev")]  # the dev split, nothing else
     res = json.loads((paths.models / "lm_optimize.json").read_text())
     assert res["n_trials"] == 6 and res["dev_value_after"] <= res["dev_value_before"]
     info = read_scorer(paths.scorer)

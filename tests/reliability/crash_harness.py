@@ -24,6 +24,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.helpers import SUBPROCESS_TIMEOUT
 from tests.http_server import LocalServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,14 +33,19 @@ CLIPS = 40
 LM_TEXT_NAME = "fr-lm-text.txt"
 
 # Tiny and fast (~25 s for the whole pipeline on 2 cores), yet every stage does real work:
-# 3 epochs x 8 steps, mid-epoch checkpoints (CHECKPOINT_SECS=1), 3 alpha/beta trials, 2 parity clips.
+# 3 epochs x 8 steps, mid-epoch checkpoints every 3 updates (CHECKPOINT_STEPS, never wall-clock, so the
+# checkpoint a kill resumes from is the same on any machine), 3 alpha/beta trials, 2 parity clips.
 SETTINGS = {
     "CORPORA": "common_voice", "N_HIDDEN": "16", "BATCH_SIZE": "4", "EPOCHS": "3", "EARLY_STOP": "0",
-    "DROPOUT": "0.1", "LEARNING_RATE": "0.001", "CHECKPOINT_SECS": "1", "LIVE_TRANSCRIPTS": "1",
-    "MAX_TO_KEEP": "3", "LM_EVALUATE_RANGE": "2,2,3", "BEAM_WIDTH": "16", "WORKERS": "2",
+    "DROPOUT": "0.1", "LEARNING_RATE": "0.001", "CHECKPOINT_SECS": "0", "CHECKPOINT_STEPS": "3",
+    "LIVE_TRANSCRIPTS": "1", "MAX_TO_KEEP": "3", "LM_EVALUATE_RANGE": "2,2,3", "BEAM_WIDTH": "16", "WORKERS": "2",
     "EXPORT_PARITY_CLIPS": "2",
 }
 STAGES = ("import", "alphabet", "lm", "train", "lm_optimize", "test", "export", "package")
+# How long orphaned workers may take to die after the run ends (PR_SET_PDEATHSIG delivers SIGKILL at
+# once; a loaded machine may still take a while to schedule the exit). Not a timing claim: the wait
+# ends as soon as the session is empty, so a generous bound costs nothing when all is well.
+EXIT_GRACE_S = 30.0
 
 # Files whose bytes legitimately differ between two uninterrupted runs (wall-clock times inside);
 # they are checked for being complete and well-formed instead. Everything else must be identical.
@@ -119,7 +125,7 @@ class Env:
     server: LocalServer
 
     def run(self, *extra: str, crash_at: str | None = None, log_name: str = "run",
-            timeout: float = 600) -> Run:
+            timeout: float = SUBPROCESS_TIMEOUT) -> Run:
         cmd = [sys.executable, "-m", "tests.reliability.crash_cli", "run", "--data-dir", str(self.work),
                "--lang", LANG, *extra]
         for k, v in SETTINGS.items():
@@ -142,7 +148,7 @@ class Env:
                 _kill_session(proc.pid)
                 proc.wait()
                 raise AssertionError(f"pipeline run timed out after {timeout}s; log {log_path}") from None
-            survivors = _session_processes(proc.pid, grace_s=2.0)
+            survivors = _session_processes(proc.pid, grace_s=EXIT_GRACE_S)
             _kill_session(proc.pid)
         return Run(rc, log_path.read_text(encoding="utf-8", errors="replace"), survivors)
 

@@ -23,7 +23,7 @@ import pytest
 import soundfile as sf
 
 from tests.http_server import LocalServer
-from tests.reliability.bad_helpers import (
+from tests.reliability.helpers import (
     CV_NAME,
     TINY,
     Clip,
@@ -47,20 +47,20 @@ BOM_COLUMNS = ["path", "sentence", "client_id", "up_votes", "down_votes", "local
 
 
 def _good(n_speakers: int = 6, per: int = 4) -> list[Clip]:
-    from imp_fixtures import standard_clips
+    from tests.importers.archives import standard_clips
 
     return standard_clips(n_speakers, per)
 
 
 def _mp3_cut() -> bytes:
-    from imp_fixtures import encode, speech
+    from tests.importers.archives import encode, speech
 
     data = encode(speech("une phrase assez longue pour être coupée en deux"), 48000, "MP3")
     return data[: len(data) // 2]
 
 
 def _wav_cut() -> bytes:
-    from imp_fixtures import encode, speech
+    from tests.importers.archives import encode, speech
 
     data = encode(speech("une autre phrase coupée au milieu", rate=22050), 22050, "WAV")
     return data[: len(data) // 2]
@@ -88,8 +88,7 @@ def _quarantine(data: Path) -> dict[str, dict[str, str]]:
 
 def _import(data: Path, *extra: str, env: dict[str, str] | None = None):
     return run_cli("run", "--data-dir", str(data), "--stages", "import", *sets(
-        {"CORPORA": "common_voice", "WORKERS": "2", "MODEL_LANGUAGE": "fr"}), *extra, env=env,
-        timeout=300)
+        {"CORPORA": "common_voice", "WORKERS": "2", "MODEL_LANGUAGE": "fr"}), *extra, env=env)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +348,7 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
         mount_tmpfs(data, 1 << 20)
         (data / "sources").mkdir()
         keep.write_bytes(b"user data")
-        from tests.reliability.bad_helpers import remount
+        from tests.reliability.helpers import remount
 
         remount(data, read_only=True)
     elif os.geteuid() != 0:
@@ -468,14 +467,14 @@ def test_checkpoint_of_another_geometry_is_a_clear_error(tmp_path: Path) -> None
     before = tree_digest(ckpt)
     env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
     res = run_cli("run", "--data-dir", str(data), "--stages", "train", *sets({**TINY, "N_HIDDEN": "24"}),
-                  env=env, timeout=300)
+                  env=env)
     assert res.returncode == 2, res.stderr[-3000:]
     assert "Traceback" not in res.stderr
     assert "N_HIDDEN" in res.stderr and str(ckpt / "train") in res.stderr
     assert {k: v for k, v in tree_digest(ckpt).items() if k != "train_done.json"} == \
         {k: v for k, v in before.items() if k != "train_done.json"}  # no checkpoint touched
     # back to the checkpoint's settings: nothing is retrained
-    res = run_cli("run", "--data-dir", str(data), "--stages", "train", *sets(TINY), env=env, timeout=300)
+    res = run_cli("run", "--data-dir", str(data), "--stages", "train", *sets(TINY), env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "all 1 epoch(s) already done" in res.stderr
     state = json.loads((ckpt / "train" / "train_state.json").read_text())

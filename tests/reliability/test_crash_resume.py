@@ -104,7 +104,6 @@ def _fail(what: str, problems: list[str], log: str) -> str:
     return f"{what}:\n  " + "\n  ".join(problems[:30]) + f"\n--- log tail ---\n{log[-2500:]}"
 
 
-@pytest.mark.timeout(900)  # includes building the baseline when it runs first
 def test_uninterrupted_run_is_reproducible(crash_env: Env) -> None:
     """The comparison every kill test relies on: one uninterrupted run of the whole pipeline gives the
     baseline's bytes (which was built stage by stage with --to)."""
@@ -115,7 +114,6 @@ def test_uninterrupted_run_is_reproducible(crash_env: Env) -> None:
     assert not problems, _fail("an uninterrupted run differs from the baseline", problems, run.log)
 
 
-@pytest.mark.timeout(900)
 @pytest.mark.parametrize("kill", _params())
 def test_kill_and_rerun(crash_env: Env, kill: Kill) -> None:
     env = crash_env
@@ -169,7 +167,6 @@ def _check_training_resumed(env: Env, ckpt: str | None, log: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
 def test_kill_twice_in_training(crash_env: Env) -> None:
     """Killed mid-epoch, and the resumed run killed again: the third run still ends with the
     uninterrupted run's weights, each rerun resuming from the checkpoint current at its kill."""

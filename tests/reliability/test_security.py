@@ -9,7 +9,6 @@ container, by scripts/container_test.sh (`id` inside the image is 999).
 from __future__ import annotations
 
 import ast
-import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.http_server import LocalServer
-from tests.reliability.bad_helpers import REPO, run_cli
+from tests.reliability.helpers import REPO, run_cli
 
 SCANNED = sorted([*REPO.glob("pipeline/**/*.py"), *REPO.glob("importers/**/*.py"),
                   *REPO.glob("scripts/*.py"), *REPO.glob("benchmarks/*.py")])
@@ -240,12 +239,34 @@ def test_logs_and_config_never_show_the_environment(tmp_path: Path) -> None:
     assert names == set(ENV_NAMES)  # pipeline variables only, every one of them
 
 
-def test_resolved_config_written_next_to_the_model_holds_only_pipeline_variables() -> None:
+def test_resolved_config_written_next_to_the_model_holds_only_pipeline_variables(tmp_path: Path) -> None:
+    """`run` writes models/config.env: every pipeline variable with the value this run used (env file,
+    environment, --set and language pack layered), readable back as an env file, and nothing else from
+    the environment."""
     from pipeline.config import ENV_NAMES, load_config
+    from pipeline.paths import Paths
 
-    cfg = load_config(environ={**SECRETS, "BATCH_SIZE": "8"})
-    env = cfg.as_env()
-    assert set(env) == set(ENV_NAMES) and env["BATCH_SIZE"] == "8"
-    assert not any(n in v for v in env.values() for n in NEEDLES)
-    # the fields a resolved-config file is made of carry no secret either
-    assert not any(n in str(dataclasses.asdict(cfg)) for n in NEEDLES)
+    data = tmp_path / "data"
+    env_file = tmp_path / "my.env"
+    env_file.write_text("EPOCHS=7\nAUGMENT=volume,tempo=0.9:1.1\n")
+    env = {**SECRETS, "BATCH_SIZE": "8"}
+    res = run_cli("run", "--data-dir", str(data), "--env-file", str(env_file), "--lang", "it",
+                  "--set", "N_HIDDEN=96", "--stages", "preflight", env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    paths = Paths.at(data)
+    written = paths.resolved_config
+    assert written.parent == paths.models and written.is_file()  # next to the exported model
+    assert not [p for p in paths.models.iterdir() if p != written]  # atomic: no temp file left
+    text = written.read_text(encoding="utf-8")
+    assert not any(n in text for n in NEEDLES)
+    lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    assert sorted(ln.split("=", 1)[0] for ln in lines) == sorted(ENV_NAMES)  # each once, no other name
+    for line in ("BATCH_SIZE=8", "EPOCHS=7", "AUGMENT=volume,tempo=0.9:1.1", "N_HIDDEN=96",
+                 "MODEL_LANGUAGE=it"):
+        assert line in lines
+    expected = load_config([env_file], environ={"BATCH_SIZE": "8"}, overrides=["N_HIDDEN=96"], lang="it")
+    assert load_config([written], environ={}).as_env() == expected.as_env()  # the effective values
+    # a later run with other settings replaces it
+    res = run_cli("run", "--data-dir", str(data), "--set", "BATCH_SIZE=3", "--stages", "preflight")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "BATCH_SIZE=3" in written.read_text(encoding="utf-8").splitlines()

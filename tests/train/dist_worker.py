@@ -22,7 +22,7 @@ def main() -> None:
     setup_logging()
     from pipeline.model.train import Trainer, make_strategy
     from pipeline.paths import Paths
-    from tests.train.conftest import train_config
+    from tests.train.helpers import train_config
 
     cfg = train_config(EPOCHS=2, N_HIDDEN=32, BATCH_SIZE=4, LIVE_TRANSCRIPTS=0, AMP=sys.argv[4] == "amp"
                        if len(sys.argv) > 4 else False)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.train.conftest import copy_corpus, train_config
+from tests.train.helpers import copy_corpus, train_config
 
 
 def test_amp_checkpoint_resumes_in_fp32(tiny_corpus, tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.train.conftest import REPO, copy_corpus
+from tests.helpers import SUBPROCESS_TIMEOUT
+from tests.train.helpers import REPO, copy_corpus
 
 WORKER = [sys.executable, "-m", "tests.train.dist_worker"]
 
@@ -29,7 +30,7 @@ def test_mirrored_two_cpu_replicas(tiny_corpus, tmp_path: Path) -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
     run = subprocess.run([*WORKER, "mirrored", str(data), str(out)], cwd=REPO, capture_output=True,
-                         text=True, timeout=300, env=env)
+                         text=True, timeout=SUBPROCESS_TIMEOUT, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["replicas"] == 2
@@ -54,7 +55,7 @@ def test_multiworker_two_processes(tiny_corpus, tmp_path: Path) -> None:
     logs = []
     try:
         for p in procs:
-            logs.append(p.communicate(timeout=400)[0])
+            logs.append(p.communicate(timeout=SUBPROCESS_TIMEOUT)[0])
     finally:
         for p in procs:
             if p.poll() is None:

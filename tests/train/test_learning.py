@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.train.conftest import copy_corpus, train_config
+from tests.train.helpers import copy_corpus, train_config
 
 
 def _greedy_cer(cfg, paths, csv, checkpoint=None) -> float:

@@ -10,12 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.train.conftest import REPO, copy_corpus
+from tests.helpers import SUBPROCESS_TIMEOUT
+from tests.train.helpers import REPO, copy_corpus
 
 REPEAT = 8
+EVERY = 30  # CHECKPOINT_STEPS: mid-epoch checkpoints counted in updates, not seconds
 
 SETTINGS = ["CORPORA=rep", "N_HIDDEN=32", "BATCH_SIZE=2", "EPOCHS=3", "LEARNING_RATE=0.002",
-            "DROPOUT=0.0", "EARLY_STOP=0", "CHECKPOINT_SECS=1", "LIVE_TRANSCRIPTS=0", "MAX_TO_KEEP=3"]
+            "DROPOUT=0.0", "EARLY_STOP=0", "CHECKPOINT_SECS=0", f"CHECKPOINT_STEPS={EVERY}",
+            "LIVE_TRANSCRIPTS=0", "MAX_TO_KEEP=3"]
 
 
 def _cmd(data: Path) -> list[str]:
@@ -38,23 +41,27 @@ def test_sigkill_mid_epoch_then_resume(tiny_corpus, tmp_path: Path) -> None:
         (rep / f"rep_{split}.csv").write_text("\n".join([lines[0]] + body * times) + "\n")
     state_path = data / "checkpoints" / "train" / "train_state.json"
     steps_per_epoch = 24 * REPEAT // 2
-    # SIGKILL after update 90 of epoch 3 (pipeline/faults.py); with CHECKPOINT_SECS=1 a mid-epoch
-    # checkpoint exists by then (90 updates take well over a second on this model)
+    # SIGKILL after update 90 of epoch 3 (pipeline/faults.py). Checkpoints are step-based (no wall
+    # clock), so the last one before the kill is at the last multiple of EVERY, on any machine.
     kill_at = 2 * steps_per_epoch + 90
+    last_saved = kill_at - kill_at % EVERY
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    run1 = subprocess.run(_cmd(data), cwd=REPO, capture_output=True, text=True, timeout=300,
+    run1 = subprocess.run(_cmd(data), cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
                           env={**env, "DS_PIPELINE_CRASH_AT": f"train.step:{kill_at}"})
     assert run1.returncode == -signal.SIGKILL, (run1.stdout + run1.stderr)[-3000:]
     killed_at = json.loads(state_path.read_text())
-    assert killed_at["epoch"] == 2 and 0 < killed_at["step_in_epoch"] <= 90, killed_at
+    assert killed_at["epoch"] == 2, killed_at
+    assert killed_at["global_step"] == last_saved, killed_at
+    assert killed_at["step_in_epoch"] == last_saved - 2 * steps_per_epoch > 0, killed_at
     assert not (data / "checkpoints" / "train_done.json").exists()
     assert not (data / ".state" / "train.done.json").exists()
 
-    out = subprocess.run(_cmd(data), cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run(_cmd(data), cwd=REPO, capture_output=True, text=True, env=env, timeout=SUBPROCESS_TIMEOUT)
     log2 = out.stdout + out.stderr
     assert out.returncode == 0, log2[-3000:]
     assert "resumed from train-" in log2
-    assert "batch" in log2.split("resumed from", 1)[1].splitlines()[0]
+    resumed = log2.split("resumed from", 1)[1].splitlines()[0]
+    assert f"batch {last_saved - 2 * steps_per_epoch} of that epoch, global step {last_saved}" in resumed
     final = json.loads(state_path.read_text())
     done = json.loads((data / "checkpoints" / "train_done.json").read_text())
     assert final["epoch"] == 3 and done["epochs"] == 3
@@ -63,5 +70,5 @@ def test_sigkill_mid_epoch_then_resume(tiny_corpus, tmp_path: Path) -> None:
     assert (data / "checkpoints" / "best_dev" / "best_dev.json").exists()
     assert (data / ".state" / "train.done.json").exists()
     # a third run is a no-op skip
-    out3 = subprocess.run(_cmd(data), cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
+    out3 = subprocess.run(_cmd(data), cwd=REPO, capture_output=True, text=True, env=env, timeout=SUBPROCESS_TIMEOUT)
     assert "skip: done with the same settings" in out3.stdout + out3.stderr

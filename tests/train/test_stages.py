@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.train.conftest import REPO, copy_corpus
+from tests.helpers import SUBPROCESS_TIMEOUT
+from tests.train.helpers import REPO, copy_corpus
 
 
 def test_train_then_test_stage(tiny_corpus, tmp_path: Path) -> None:
@@ -18,7 +19,7 @@ def test_train_then_test_stage(tiny_corpus, tmp_path: Path) -> None:
               "LEARNING_RATE=0.002"):
         cmd += ["--set", s]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=400)
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=SUBPROCESS_TIMEOUT)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
     results = json.loads((data / "models" / "test_results.json").read_text())

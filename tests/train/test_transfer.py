@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.model.network import DS_NAMES, Geometry, initial_values
-from tests.train.conftest import copy_corpus, train_config
+from tests.train.helpers import copy_corpus, train_config
 
 H = 32
 

@@ -28,7 +28,7 @@ def _cer(cfg, paths, csv) -> float:
 def test_transfer_en_to_fr_needs_fewer_steps(tmp_path: Path) -> None:
     from pipeline.model.train import Trainer
     from pipeline.paths import Paths
-    from tests.train.conftest import train_config
+    from tests.train.helpers import train_config
     from tests.train.synth import make_corpus
 
     en = make_corpus(tmp_path / "en", lang="en", n_train=200, n_dev=20, n_test=30, seed=5, words=(2, 4))

@@ -25,6 +25,7 @@ from pipeline.sample_corpus import (
     make_sample_corpus,
     plan_corpus,
 )
+from tests.helpers import SUBPROCESS_TIMEOUT
 
 REPO = Path(__file__).resolve().parents[2]
 CLIPS = 50
@@ -37,7 +38,7 @@ def cli_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "cv-corpus-fr.tar.gz"
     proc = subprocess.run([sys.executable, "-m", "pipeline", "sample-corpus", "--lang", "fr",
                            "--out", str(out), "--clips", str(CLIPS), "--seed", "3"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+                          cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out
 

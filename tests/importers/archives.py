@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-from imp_synth import speak, tone
+
+from tests.importers.synth import speak, tone
 
 VOICES = ("fr", "fr+m3", "fr+f2", "fr+m5", "fr+f4", "fr+m7", "fr+f1", "fr+m1")
 

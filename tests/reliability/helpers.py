@@ -11,23 +11,21 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from tests.helpers import run_cli
+from tests.importers.archives import Clip, clip_bytes
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "importers"))  # imp_fixtures (archive builders), imp_synth
-
-from imp_fixtures import Clip, clip_bytes  # noqa: E402  (re-exported)
-
-from tests.helpers import run_cli  # noqa: E402  (re-exported)
 
 CV_NAME = "cv-corpus-17.0-2024-03-15-fr.tar.gz"
 CV_PREFIX = "cv-corpus-17.0-2024-03-15/fr/"
 TINY = {"N_HIDDEN": "16", "BATCH_SIZE": "4", "EPOCHS": "1", "LEARNING_RATE": "0.001", "DROPOUT": "0",
-        "EARLY_STOP": "0", "LIVE_TRANSCRIPTS": "0", "CORPORA": "synth", "EXPORT_PARITY_CLIPS": "0"}
+        "EARLY_STOP": "0", "LIVE_TRANSCRIPTS": "0", "CORPORA": "synth", "EXPORT_PARITY_CLIPS": "0",
+        "CHECKPOINT_SECS": "0"}  # no wall-clock checkpoints: the same files on any machine
 
 
 def sets(values: dict[str, str]) -> list[str]:
@@ -143,7 +141,7 @@ def trained_data_dir() -> Path:
     root = Path(tempfile.mkdtemp(prefix="ds-reliability-trained-")) / "data"
     make_corpus(root, n_train=12, n_dev=4, n_test=4, seed=5, words=(1, 1))
     res = run_cli("run", "--data-dir", str(root), "--stages", "train", *sets(TINY),
-                  env={"TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=600)
+                  env={"TF_CPP_MIN_LOG_LEVEL": "2"})
     assert res.returncode == 0, res.stderr[-3000:]
     assert (root / "checkpoints" / "best_dev").is_dir()
     _TRAINED["dir"] = root
