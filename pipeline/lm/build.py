@@ -55,12 +55,13 @@ def kenlm_tools(kenlm_bin: str = "") -> dict[str, Path]:
 # ---------------------------------------------------------------------------------------------
 # Text
 # ---------------------------------------------------------------------------------------------
-def normalize_lm_line(text: str, pack: Any, english_compatible: bool) -> str | None:
+def normalize_lm_line(text: str, pack: Any, english_compatible: bool,
+                      strict_alphabet: bool = False) -> str | None:
     """Normalize one external LM text line exactly like the labels (`pipeline.text.normalize`), so
     the LM vocabulary and the acoustic labels agree (the seeds' œ/oe mismatch). None = rejected."""
     from pipeline.text.normalize import normalize
 
-    return normalize(text, pack, english_compatible) or None
+    return normalize(text, pack, english_compatible, strict_alphabet) or None
 
 
 def clean_line(line: str) -> str:
@@ -83,6 +84,17 @@ def open_text(path: Path) -> io.TextIOBase:
     if name.endswith(".xz"):
         return io.TextIOWrapper(lzma.open(path, "rb"), encoding="utf-8", errors="replace")
     return open(path, encoding="utf-8", errors="replace")
+
+
+LOCAL_TEXT_SUFFIXES = (".txt", ".txt.gz", ".txt.xz", ".gz", ".xz")
+
+
+def local_text_files(directory: Path) -> list[Path]:
+    """The user's own LM text in `directory` (`sources/lm/`): `*.txt`, `*.gz`, `*.xz`, sorted."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")
+                  and p.name.lower().endswith(LOCAL_TEXT_SUFFIXES))
 
 
 def download_text(url: str, dest_dir: Path) -> Path:

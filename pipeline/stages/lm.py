@@ -1,7 +1,8 @@
 """lm: LM text -> KenLM binary -> lm/kenlm.scorer (DeepSpeech 0.9 package format).
 
-Text = train transcripts of every active corpus + the language pack's `lm_text_urls` (normalized like
-the labels), minus every dev/test sentence (`extracted/heldout_sentences.txt`). FAST_TRAIN caps the
+Text = train transcripts of every active corpus + the language pack's `lm_text_urls` and
+`lm_text_files` + the user's own text files in `sources/lm/` (`*.txt`, `*.gz`, `*.xz`; all normalized
+like the labels), minus every dev/test sentence (`extracted/heldout_sentences.txt`). FAST_TRAIN caps the
 vocabulary at 500 words (the Italian seed's smoke-run LM). Outputs: `lm/lm.binary`,
 `lm/vocab-<top_k>.txt`, `lm/kenlm.scorer`, `lm/lm_report.json`.
 """
@@ -16,7 +17,7 @@ from pipeline.corpus_csv import split_csvs
 from pipeline.errors import MissingInputError
 from pipeline.fsutil import write_json, write_text
 from pipeline.paths import Paths
-from pipeline.stages.base import Stage, StageContext
+from pipeline.stages.base import Stage, StageContext, combine_extras, pack_parts
 
 FAST_TRAIN_TOP_K = 500
 
@@ -44,10 +45,12 @@ def run(ctx: StageContext) -> None:
     for p in train_csvs:
         if not p.is_file():
             ctx.log.warning("no training transcripts at %s: that corpus adds nothing to the LM", p)
-    if not present and not pack.lm_text_urls:
+    local = lmbuild.local_text_files(paths.lm_text_dir)
+    if not present and not pack.lm_text_urls and not pack.lm_text_files and not local:
         raise MissingInputError(
-            f"no LM text: none of {', '.join(str(p) for p in train_csvs)} exists and the language "
-            f"pack has no lm_text_urls; run the import stage first")
+            f"no LM text: none of {', '.join(str(p) for p in train_csvs)} exists, the language "
+            f"pack has no lm_text_urls/lm_text_files and {paths.lm_text_dir} has no text files; run "
+            f"the import stage first")
     heldout = lmbuild.load_heldout(paths.heldout_sentences)
     if not heldout:
         ctx.log.warning("%s is missing or empty: dev/test sentences cannot be kept out of the LM",
@@ -56,14 +59,20 @@ def run(ctx: StageContext) -> None:
     def external(path: Path) -> Iterator[str]:
         with lmbuild.open_text(path) as fh:
             for line in fh:
-                norm = lmbuild.normalize_lm_line(line, pack, cfg.data.english_compatible)
+                norm = lmbuild.normalize_lm_line(line, pack, cfg.data.english_compatible,
+                                                 cfg.data.strict_alphabet)
                 if norm:
                     yield norm
 
     sources: list[tuple[str, Iterator[str]]] = []
     for url in pack.lm_text_urls:
-        local = lmbuild.download_text(url, paths.sources / "lm_text")
-        sources.append((url, external(local)))
+        downloaded = lmbuild.download_text(url, paths.sources / "lm_text")
+        sources.append((url, external(downloaded)))
+    for path in pack.lm_text_paths:
+        sources.append((f"language pack {pack.code}: {path.name}", external(path)))
+    for path in local:
+        ctx.log.info("LM text from %s", path)
+        sources.append((str(path.relative_to(paths.root)), external(path)))
     for p in present:
         sources.append((str(p.relative_to(paths.root)), lmbuild.read_transcripts(p)))
 
@@ -71,7 +80,8 @@ def run(ctx: StageContext) -> None:
     stats, counts = lmbuild.write_lm_text(text_gz, sources, heldout)
     if stats.words == 0:
         raise MissingInputError("the LM text is empty after removing dev/test sentences; add "
-                                "training data or lm_text_urls to the language pack")
+                                f"training data, text files in {paths.lm_text_dir}, or "
+                                "lm_text_urls to the language pack")
     vocab = lmbuild.top_k_vocab(counts, top_k)
     write_text(vocab_path(cfg, paths), "\n".join(vocab) + "\n")
     settings = lmbuild.LmSettings(order=cfg.lm.lm_order, prune=cfg.lm.lm_prune, memory=cfg.lm.lm_memory,
@@ -103,6 +113,13 @@ def run(ctx: StageContext) -> None:
                  paths.scorer.stat().st_size / 1e6)
 
 
+def _local_text_identity(cfg: Config, paths: Paths) -> dict[str, list[tuple[str, int, int]]]:
+    from pipeline.lm.build import local_text_files
+
+    return {"sources/lm": [(p.name, p.stat().st_size, int(p.stat().st_mtime))
+                           for p in local_text_files(paths.lm_text_dir)]}
+
+
 def _has_normalizer() -> bool:
     try:
         from pipeline.text import normalize  # type: ignore[attr-defined]  # noqa: F401
@@ -116,9 +133,11 @@ STAGE = Stage(
     help="build the KenLM language model and the .scorer package",
     run=run,
     config_keys=("MODEL_LANGUAGE", "ENGLISH_COMPATIBLE", "LM_TOP_K", "LM_ORDER", "LM_PRUNE",
-                 "LM_MEMORY", "LM_ALPHA", "LM_BETA", "FAST_TRAIN"),
+                 "LM_MEMORY", "LM_ALPHA", "LM_BETA", "FAST_TRAIN", "STRICT_ALPHABET"),
     depends_on=("import", "alphabet"),
     requires=lambda cfg, paths: [paths.alphabet],
     produces=lambda cfg, paths: [paths.scorer, paths.lm_report, paths.lm_binary,
                                  vocab_path(cfg, paths)],
+    extra_fingerprint=combine_extras(pack=pack_parts("normalizer", "lm_text"),
+                                     local=_local_text_identity),
 )

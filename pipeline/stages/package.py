@@ -20,13 +20,13 @@ from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_write, write_text
 from pipeline.langs import load_pack
 from pipeline.paths import Paths
-from pipeline.stages.base import Stage, StageContext
+from pipeline.stages.base import Stage, StageContext, pack_parts
 
 log = logging.getLogger("pipeline.stages.package")
 
 
 def produces(cfg: Config, paths: Paths) -> list:
-    pack = load_pack(cfg.general.model_language)
+    pack = load_pack(cfg.general.model_language, paths.root)
     lang = pack.code
     return [paths.release_zip(pack.export_zip_name), paths.model_card,
             *(paths.package_archive(k, lang) for k in ("model_tensorflow", "model_tflite", "checkpoint"))]
@@ -34,7 +34,7 @@ def produces(cfg: Config, paths: Paths) -> list:
 
 def archive_contents(cfg: Config, paths: Paths) -> dict[Path, list[tuple[Path, str]]]:
     """{archive: [(source file, name in archive)]}; the model card is added to the zip."""
-    pack = load_pack(cfg.general.model_language)
+    pack = load_pack(cfg.general.model_language, paths.root)
     lang = pack.code
     common = [(paths.alphabet, "alphabet.txt"), (paths.scorer, "kenlm.scorer")]
     ckpt = sorted(p for p in paths.best_checkpoint_dir.rglob("*") if p.is_file()) \
@@ -93,7 +93,7 @@ def write_archive(archive: Path, members: list[tuple[Path, str]]) -> None:
 def run_package(cfg: Config, paths: Paths) -> None:
     from pipeline.report.model_card import build_model_card
 
-    pack = load_pack(cfg.general.model_language)
+    pack = load_pack(cfg.general.model_language, paths.root)
     write_text(paths.model_card, build_model_card(cfg, paths, pack))
     for archive, members in archive_contents(cfg, paths).items():
         write_archive(archive, members)
@@ -112,4 +112,5 @@ STAGE = Stage(
     depends_on=("export", "test", "lm"),
     requires=lambda cfg, paths: [paths.output_graph_tflite, paths.scorer, paths.alphabet],
     produces=produces,
+    extra_fingerprint=pack_parts("export"),
 )
