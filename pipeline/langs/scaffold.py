@@ -110,20 +110,27 @@ def _sentences(tsv: Path) -> list[str]:
     return [r["sentence"] for _, r in rows]
 
 
+def _rows(tsv: Path) -> int:
+    """Data lines of a TSV (for the report only)."""
+    if not tsv.is_file():
+        return 0
+    with open(tsv, "rb") as fh:
+        return max(0, sum(1 for line in fh if line.strip()) - 1)
+
+
 def _in_word_punctuation(sentences: list[str]) -> list[tuple[str, int, int]]:
     """Punctuation that sits between two letters at least IN_WORD_SHARE of the time (Catalan
     "col·lecció"): (char, in-word count, total). Dashes and apostrophes are handled elsewhere."""
     from pipeline.text.normalize import _PUNCT
 
+    punct = re.compile("[" + re.escape(_PUNCT) + "]")
+    between = re.compile(r"(?<=[^\W\d_])([" + re.escape(_PUNCT) + r"])(?=[^\W\d_])")
     total: Counter[str] = Counter()
     inside: Counter[str] = Counter()
     for s in sentences:
         s = unicodedata.normalize("NFKC", s)
-        for i, ch in enumerate(s):
-            if ch in _PUNCT:
-                total[ch] += 1
-                if 0 < i < len(s) - 1 and s[i - 1].isalpha() and s[i + 1].isalpha():
-                    inside[ch] += 1
+        total.update(punct.findall(s))
+        inside.update(between.findall(s))
     return [(ch, inside[ch], n) for ch, n in total.most_common()
             if inside[ch] >= IN_WORD_MIN and inside[ch] >= IN_WORD_SHARE * n]
 
@@ -161,7 +168,7 @@ def scaffold_pack(code: str, archive: Path, out: Path, name: str | None = None,
         tsv_dir = _read_tsvs(archive, code, Path(tmpdir))
         validated = _sentences(tsv_dir / "validated.tsv")
         heldout_raw = set(_sentences(tsv_dir / "dev.tsv")) | set(_sentences(tsv_dir / "test.tsv"))
-        n_train = len(_sentences(tsv_dir / "train.tsv"))
+        n_train = _rows(tsv_dir / "train.tsv")
     if not validated:
         raise MissingInputError(f"--from-cv {archive}: validated.tsv has no sentences")
 
@@ -169,6 +176,8 @@ def scaffold_pack(code: str, archive: Path, out: Path, name: str | None = None,
         if code.split("-")[0] in CONVERTER_CLASSES else ""
     in_word = _in_word_punctuation(validated)
     rules = TextRules(alphabet=(), num2words_lang=n2w, in_word=tuple(c for c, _, _ in in_word))
+    chars: Counter[str] = Counter()
+    cleaned: dict[str, str] = {}
     counts: Counter[str] = Counter()
     symbols: Counter[str] = Counter()
     symbol_examples: dict[str, list[str]] = {}
@@ -183,14 +192,19 @@ def scaffold_pack(code: str, archive: Path, out: Path, name: str | None = None,
             if len(rejected_examples.setdefault(reason, [])) < EXAMPLES:
                 rejected_examples[reason].append(sentence)
             continue
-        text = re.sub(r"\s+", " ", text).strip()
-        for ch in text:
-            if ch == " " or ch == "'" or ch in rules.in_word or _is_label_char(ch):
-                counts[ch] += 1
-            else:
-                symbols[ch] += 1
-                if len(symbol_examples.setdefault(ch, [])) < EXAMPLES:
-                    symbol_examples[ch].append(sentence)
+        cleaned[sentence] = text = " ".join(text.split())
+        chars.update(text)
+    for ch, n in chars.items():
+        if ch == " " or ch == "'" or ch in rules.in_word or _is_label_char(ch):
+            counts[ch] = n
+        else:
+            symbols[ch] = n
+    for sentence, text in cleaned.items():  # a few examples of each symbol
+        for ch in symbols:
+            if ch in text and len(symbol_examples.setdefault(ch, [])) < EXAMPLES:
+                symbol_examples[ch].append(sentence)
+        if all(len(symbol_examples.get(ch, [])) >= EXAMPLES for ch in symbols):
+            break
     counts.setdefault(" ", 0)
     labels = _order(list(counts))
     rare = [c for c in labels if c != " " and counts[c] < RARE_COUNT]
@@ -219,8 +233,7 @@ def scaffold_pack(code: str, archive: Path, out: Path, name: str | None = None,
     # LM text
     with atomic_write(out / "lm_text.txt.gz", "wb", encoding=None) as raw, \
             gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-        for s in lm_lines:
-            gz.write(s.encode("utf-8") + b"\n")
+        gz.write("".join(f"{s}\n" for s in lm_lines).encode("utf-8"))
     # pack.toml
     sym_comment = ", ".join(f"{c!r} {n}" for c, n in symbols.most_common(12)) or "none"
     digits_rows = sum(n for r, n in rejected.items() if "digit" in r or "number" in r)

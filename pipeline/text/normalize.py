@@ -54,6 +54,9 @@ _DROP_RE = re.compile("[" + re.escape(_QUOTES) + "]")
 _DIGIT_RE = re.compile(r"\d")
 _WS = re.compile(r"\s+")
 _THOUSANDS_SPACE = re.compile(r"\b(\d{1,3})((?: \d{3})+)\b")
+_MULTI_APOSTROPHE = re.compile(r"'{2,}")
+_APOSTROPHE_NOT_AFTER_LETTER = re.compile(r"(?<![^\W\d_])'")
+_APOSTROPHE_NOT_IN_WORD = re.compile(r"(?<![^\W\d_])'|'(?![^\W\d_])")
 
 
 @dataclass(frozen=True)
@@ -230,14 +233,22 @@ def clean_text(text: str, rules: TextRules) -> tuple[str, Normalized | None]:
         return "", Normalized(None, INVALID, detail)
     s = _DROP_RE.sub("", _space_re(rules.in_word).sub(" ", s))
     for ch in rules.in_word:  # kept between two letters only ("col·lecció"), else a word break
-        s = re.sub(r"(?<![^\W\d_])" + re.escape(ch) + "|" + re.escape(ch) + r"(?![^\W\d_])", " ", s)
+        if ch in s:
+            s = _not_in_word_re(ch).sub(" ", s)
     # Apostrophes are kept inside words only ("aujourd'hui"); quote-like ones become spaces.
-    s = re.sub(r"'{2,}", "'", s)
-    if rules.trailing_apostrophe:  # Italian "po'", English "dogs'": keep one after a letter
-        s = re.sub(r"(?<![^\W\d_])'", " ", s)
-    else:
-        s = re.sub(r"(?<![^\W\d_])'|'(?![^\W\d_])", " ", s)
+    if "'" in s:
+        s = _MULTI_APOSTROPHE.sub("'", s)
+        if rules.trailing_apostrophe:  # Italian "po'", English "dogs'": keep one after a letter
+            s = _APOSTROPHE_NOT_AFTER_LETTER.sub(" ", s)
+        else:
+            s = _APOSTROPHE_NOT_IN_WORD.sub(" ", s)
     return s, None
+
+
+@functools.cache
+def _not_in_word_re(ch: str) -> re.Pattern[str]:
+    c = re.escape(ch)
+    return re.compile(r"(?<![^\W\d_])" + c + "|" + c + r"(?![^\W\d_])")
 
 
 def unreachable_label(label: str, normalizer: dict[str, Any]) -> str | None:

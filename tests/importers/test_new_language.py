@@ -72,6 +72,7 @@ def _drop_alphabet_lines(pack_dir: Path, chars: str) -> None:
     p.write_text("\n".join(x for x in lines if x not in chars) + "\n", encoding="utf-8")
 
 
+@pytest.mark.legacy
 def test_new_language_end_to_end(tmp_path: Path, ca_archive: Path) -> None:
     """mcv-scripted-ca archive -> new-language -> every stage on CPU -> legacy runtimes."""
     _kenlm_or_skip()
