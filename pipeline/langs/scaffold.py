@@ -310,9 +310,12 @@ def scaffold_pack(code: str, archive: Path, out: Path, name: str | None = None,
     write_text(out / "pack.toml", "\n".join(lines) + "\n")
 
     _check_written(out, code)
-    report = _report(code, lang_name, name_guessed, archive, out, len(validated), len(unique),
-                     n_train, len(heldout_raw), len(lm_lines), labels, counts, rare, in_word,
-                     symbols, symbol_examples, rejected, rejected_examples, n2w)
+    report = _report(_Findings(
+        code=code, lang_name=lang_name, name_guessed=name_guessed, archive=archive, out=out,
+        n_validated=len(validated), n_unique=len(unique), n_train=n_train,
+        n_heldout=len(heldout_raw), n_lm=len(lm_lines), labels=labels, counts=counts, rare=rare,
+        in_word=in_word, symbols=symbols, symbol_examples=symbol_examples, rejected=rejected,
+        rejected_examples=rejected_examples, n2w=n2w))
     report_path = out / "scaffold_report.md"
     write_text(report_path, report)
     return ScaffoldResult(out, report, report_path, labels, dict(counts))
@@ -333,12 +336,38 @@ def _check_written(out: Path, code: str) -> None:
                             + "\n  ".join(problems))
 
 
-def _report(code: str, lang_name: str, name_guessed: bool, archive: Path, out: Path,
-            n_validated: int, n_unique: int, n_train: int, n_heldout: int, n_lm: int,
-            labels: list[str], counts: Counter[str], rare: list[str],
-            in_word: list[tuple[str, int, int]], symbols: Counter[str],
-            symbol_examples: dict[str, list[str]], rejected: Counter[str],
-            rejected_examples: dict[str, list[str]], n2w: str) -> str:
+@dataclass
+class _Findings:
+    """What the scaffold found in the archive, for `scaffold_report.md`."""
+
+    code: str
+    lang_name: str
+    name_guessed: bool            # no --name and the code is not in LANGUAGE_NAMES
+    archive: Path
+    out: Path
+    n_validated: int              # validated clips
+    n_unique: int                 # distinct validated sentences
+    n_train: int                  # clips in train.tsv
+    n_heldout: int                # distinct dev/test sentences (kept out of the LM text)
+    n_lm: int                     # lines of lm_text.txt.gz
+    labels: list[str]
+    counts: Counter[str]          # label -> occurrences after normalization
+    rare: list[str]
+    in_word: list[tuple[str, int, int]]   # (char, in-word count, total)
+    symbols: Counter[str]         # non-letters left after normalization (not labels)
+    symbol_examples: dict[str, list[str]]
+    rejected: Counter[str]        # normalizer rejection detail -> sentences
+    rejected_examples: dict[str, list[str]]
+    n2w: str                      # num2words language, "" if unsupported
+
+
+def _report(f: _Findings) -> str:
+    code, lang_name, name_guessed, archive, out = f.code, f.lang_name, f.name_guessed, f.archive, f.out
+    n_validated, n_unique, n_train, n_heldout, n_lm = (f.n_validated, f.n_unique, f.n_train,
+                                                       f.n_heldout, f.n_lm)
+    labels, counts, rare, in_word, symbols = f.labels, f.counts, f.rare, f.in_word, f.symbols
+    symbol_examples, rejected, rejected_examples, n2w = (f.symbol_examples, f.rejected,
+                                                         f.rejected_examples, f.n2w)
     r = [f"# New language pack: {lang_name} ({code})", "",
          f"From `{archive.name}`: {n_validated} validated clips, {n_unique} distinct sentences "
          f"({n_train} clips in train.tsv, {n_heldout} dev/test sentences kept out of the LM text).",

@@ -88,16 +88,11 @@ def run(ctx: StageContext) -> None:
     n = write_heldout(cfg, paths)
     log.info("held-out sentences (dev+test): %d -> %s", n, paths.heldout_sentences)
     if failures:
-        from pipeline.text.alphabet_report import build_alphabet_report
-        from pipeline.text.normalize import target_alphabet
+        from pipeline.text.alphabet_report import report_failed_import
 
         # The one report that explains most failures (characters missing from the alphabet): the
-        # alphabet stage will not run, so write it here from the rows that were read.
-        english = cfg.data.english_compatible
-        alphabet = target_alphabet(ctx.pack, english)
-        build_alphabet_report(cfg, paths, alphabet, "en (ENGLISH_COMPATIBLE=1)" if english else
-                              ctx.pack.code, import_failed=True,
-                              alphabet_file=str(ctx.pack.alphabet_path))
+        # alphabet stage will not run, so it is written here from the rows that were read.
+        report_failed_import(cfg, paths, ctx.pack)
         raise DataQualityError("import rejected too much data:\n  - " + "\n  - ".join(failures) +
                                f"\nFix the input, or lower MIN_KEPT_RATIO if this is expected; "
                                f"characters missing from the alphabet are listed in "

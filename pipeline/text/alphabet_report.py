@@ -18,6 +18,7 @@ from typing import Any
 from pipeline.config import Config
 from pipeline.corpus_csv import SPLITS, read_rows
 from pipeline.fsutil import write_json
+from pipeline.langs import LanguagePack
 from pipeline.paths import Paths
 from pipeline.text.alphabet import Alphabet
 
@@ -27,6 +28,19 @@ MAX_EXAMPLES = 3
 
 def _char_info(ch: str) -> dict[str, str]:
     return {"char": ch, "codepoint": f"U+{ord(ch):04X}", "name": unicodedata.name(ch, "?")}
+
+
+def report_failed_import(cfg: Config, paths: Paths, pack: LanguagePack) -> dict[str, Any]:
+    """The report after an import that failed MIN_KEPT_RATIO (`"import_failed": true`), against the
+    alphabet the import used (the pack's, or the English one with ENGLISH_COMPATIBLE=1)."""
+    from pipeline.langs import load_pack
+    from pipeline.text.normalize import target_alphabet
+
+    english = cfg.data.english_compatible
+    source = load_pack("en") if english else pack
+    return build_alphabet_report(cfg, paths, target_alphabet(pack, english),
+                                 "en (ENGLISH_COMPATIBLE=1)" if english else pack.code,
+                                 import_failed=True, alphabet_file=str(source.alphabet_path))
 
 
 def build_alphabet_report(cfg: Config, paths: Paths, alphabet: Alphabet, source: str,
