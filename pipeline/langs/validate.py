@@ -1,9 +1,9 @@
 """Language-pack validation: every problem of a pack as one line naming its file and line.
 
 Run when a pack is loaded, i.e. before any stage (the configuration loads the pack). Checked:
-unknown keys and tables (with a did-you-mean), `num2words_lang` not supported by num2words, the
-alphabet (no space label, an editor-trimmed space line, duplicate labels, labels the normalizer can
-never produce), value types of the keys the pipeline reads.
+unknown keys, tables and `[defaults]` variables (with a did-you-mean), `num2words_lang` not
+supported by num2words, the alphabet (no space label, an editor-trimmed space line, duplicate
+labels, labels the normalizer can never produce), value types of the keys the pipeline reads.
 """
 
 from __future__ import annotations
@@ -91,6 +91,16 @@ def check_pack_toml(pack_file: Path, text: str, data: dict[str, Any]) -> list[st
             if key not in known:
                 problems.append(f"{at(table, key)}: unknown key {key!r} in [{table}]"
                                 f"{_hint(key, known)}; known: {', '.join(known)}")
+    defaults = data.get("defaults", {})
+    if isinstance(defaults, dict):
+        from pipeline.config import ENV_NAMES
+
+        for key in defaults:
+            if key not in ENV_NAMES:
+                problems.append(f"{at('defaults', key)}: unknown variable {key!r} in [defaults]"
+                                f"{_hint(key, ENV_NAMES)}")
+    else:
+        problems.append(f"{at('', 'defaults')}: defaults must be a table ([defaults])")
     corpus = data.get("corpus", {})
     if isinstance(corpus, dict):
         for key in corpus:

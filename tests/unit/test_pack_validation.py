@@ -148,3 +148,9 @@ def test_in_word_punctuation_kept_only_inside_words(tmp_path: Path) -> None:
     assert res.text == "anezhan" and res.folded == "ñ"
     strict = normalize_verbose("Anezhañ", plain, strict_alphabet=True)
     assert strict.text is None and strict.detail == "'ñ' (STRICT_ALPHABET=1: not folded 'ñ'->'n')"
+
+
+def test_unknown_default_variable_names_the_line(tmp_path: Path) -> None:
+    d = _pack(tmp_path, GOOD_PACK.replace("[normalizer]", '[defaults]\nDROPUOT = "0.3"\n\n[normalizer]'))
+    assert _problems(tmp_path) == [f"    {d / 'pack.toml'}:5: unknown variable 'DROPUOT' in [defaults] "
+                                   f"(did you mean DROPOUT?)"]
