@@ -247,7 +247,7 @@ def _run_reason(stage: Stage, cfg: Config, paths: Paths, fp: str, force: Sequenc
                    if old.get(k) != v]
         if changed:
             return "settings changed: " + ", ".join(changed)
-        old_inputs = marker.get("inputs", {})
+        old_inputs = marker.get("inputs")  # absent in markers of older versions: no detail
         inputs = [k for k, v in input_digests(stage, cfg, paths).items()
                   if isinstance(old_inputs, dict) and old_inputs.get(k) != v]
         if inputs:
