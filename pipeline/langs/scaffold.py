@@ -118,6 +118,26 @@ def _rows(tsv: Path) -> int:
         return max(0, sum(1 for line in fh if line.strip()) - 1)
 
 
+def _decimal_separator(sentences: list[str]) -> tuple[str, int, int]:
+    """"," or "." by what the transcripts use for decimals ("2,5" vs "2.5"; "," when tied)."""
+    n_comma = sum(len(re.findall(r"\d,\d{1,2}\b", x)) for x in sentences)
+    n_dot = sum(len(re.findall(r"\d\.\d{1,2}\b", x)) for x in sentences)
+    return ("." if n_dot > n_comma else ","), n_comma, n_dot
+
+
+def _decimal_word(n2w: str) -> str:
+    """The word num2words says between the parts of 1.5 ("un punt cinc" -> "punt"), or ""."""
+    from num2words import num2words
+
+    try:
+        whole, one, five = (str(num2words(x, lang=n2w)) for x in (1.5, 1, 5))
+    except (NotImplementedError, ValueError, TypeError, OverflowError):
+        return ""
+    if whole.startswith(one) and whole.endswith(five) and len(whole) > len(one) + len(five):
+        return whole[len(one):-len(five)].strip().lower()
+    return ""
+
+
 def _in_word_punctuation(sentences: list[str]) -> list[tuple[str, int, int]]:
     """Punctuation that sits between two letters at least IN_WORD_SHARE of the time (Catalan
     "col·lecció"): (char, in-word count, total). Dashes and apostrophes are handled elsewhere."""
@@ -278,11 +298,14 @@ def scaffold_pack(code: str, archive: Path, out: Path, name: str | None = None,
         "[normalizer]",
     ]
     if n2w:
+        sep, n_comma, n_dot = _decimal_separator(unique)
         lines += [f"# Numbers are spelled out with num2words in {n2w!r}.",
                   f"num2words_lang = {_toml_str(n2w)}",
-                  '# CHECK: the decimal separator written in this language ("," or ".") and its word.',
-                  'decimal_separator = ","',
-                  'decimal_word = ""',
+                  f"# CHECK: the decimal separator written in this language (the transcripts "
+                  f"have {n_comma} like '2,5'",
+                  f"# and {n_dot} like '2.5') and the word said for it (here: num2words' own).",
+                  f"decimal_separator = {_toml_str(sep)}",
+                  f"decimal_word = {_toml_str(_decimal_word(n2w))}",
                   "# CHECK: ordinal suffixes after digits (e.g. French 1er, 2e), spelled as ordinals.",
                   "ordinal_suffixes = []"]
     else:
