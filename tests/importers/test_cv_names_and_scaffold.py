@@ -51,9 +51,9 @@ BR_ROWS = {
 }
 
 
-def _tsv_archive(dest: Path, rows: dict[str, list[str]]) -> Path:
-    root = "cv-corpus-24.0-2025-12-05/br"
-    path = dest / "mcv-scripted-br-v24.0.tar.gz"
+def _tsv_archive(dest: Path, rows: dict[str, list[str]], code: str = "br") -> Path:
+    root = f"cv-corpus-24.0-2025-12-05/{code}"
+    path = dest / f"mcv-scripted-{code}-v24.0.tar.gz"
 
     def tsv(sentences: list[str]) -> bytes:
         lines = ["client_id\tpath\tsentence"]
@@ -89,3 +89,15 @@ def test_scaffold_without_num2words_support(tmp_path: Path) -> None:
     assert "digits, and the language pack sets no [normalizer] num2words_lang: 1" in res.report
     pack = load_pack("br", data)  # the written pack validates and loads from <data-dir>/langs
     assert pack.lm_text_files == ("lm_text.txt.gz",) and " " in pack.alphabet.labels
+
+
+def test_scaffold_with_num2words_support(tmp_path: Path) -> None:
+    rows = {"train": ["Costa 2,5 euros.", "Són 3,75 metres.", "La col·lecció és gran.",
+                      "El col·legi obre.", "Una il·lusió."], "dev": ["Bon dia."], "test": ["Adéu."]}
+    res = scaffold_pack("ca", _tsv_archive(tmp_path, rows, "ca"), tmp_path / "ca")
+    toml = tomllib.loads((tmp_path / "ca" / "pack.toml").read_text(encoding="utf-8"))
+    norm = toml["normalizer"]
+    assert norm["num2words_lang"] == "ca" and norm["decimal_separator"] == ","
+    assert norm["decimal_word"] == "punt" and norm["in_word"] == ["·"]
+    assert "·" in res.alphabet and "é" in res.alphabet and "2" not in res.alphabet
+    assert res.counts["·"] == 3
