@@ -431,6 +431,11 @@ def _report(f: _Findings) -> str:
             r.append(f"   - {reason}: {n}, e.g. {' | '.join(rejected_examples.get(reason, []))}")
         step += 1
     r.append(f"{step}. Fill in [metadata] author, license and language_tag (model card).")
+    from pipeline.langs import PACKS_DIR
+
+    if (PACKS_DIR / code / "pack.toml").is_file():
+        r.append(f"Note: ds-pipeline ships a pack for {code!r}; this one, in <data-dir>/langs/{code}/, "
+                 f"overrides it (the log says so at every run).")
     r += ["", "## Next", "",
           f"1. Put `{archive.name}` unchanged in `<data-dir>/sources/`.",
           f"2. `ds-pipeline run --data-dir <data-dir> --set MODEL_LANGUAGE={code} --stages "
