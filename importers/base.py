@@ -91,6 +91,7 @@ class Sample:
     split: str | None
     content_hash: str
     origin: str = ""
+    folded: str = ""          # characters folded to a base letter, one per occurrence (ñ -> n)
 
 
 @dataclass(frozen=True)

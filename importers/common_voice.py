@@ -1,12 +1,15 @@
 """Common Voice (Mozilla): crowd-sourced read speech, many speakers, mp3 clips.
 
-- Homepage: https://commonvoice.mozilla.org/<lang>/datasets — the download sits behind an e-mail
-  form, so the user places the archive in `sources/` by hand (nothing is downloaded here).
+- Download: today from Mozilla Data Collective (https://datacollective.mozillafoundation.org,
+  "Common Voice Scripted Speech <version> - <language>", sign-in and terms to accept); releases up
+  to 2025 came from https://commonvoice.mozilla.org/<lang>/datasets behind an e-mail form. Either
+  way the user places the archive in `sources/` by hand (nothing is downloaded here).
 - License: CC0-1.0 (clips and sentences).
-- Archive: the file the site gives, e.g. `cv-corpus-<version>-<date>-<lang>.tar.gz`; older 2019
+- Archive: `mcv-scripted-<lang>-v<NN>.0.tar.gz` (Data Collective; inside
+  `cv-corpus-<NN>.0-<date>/<lang>/`), `cv-corpus-<version>-<date>-<lang>.tar.gz` (older site); 2019
   releases were `<lang>.tar.gz` (fr sha1 30dbf694…, it sha1 5949823c…). Found in `sources/` as
-  `CV_ARCHIVE`, else the pack's `[corpus.common_voice] archive` if present, else the single file matching
-  `cv-corpus-*-<lang>.tar.gz`, `cv-corpus-*<lang>*.tar.gz`, `cv-*-<lang>.tar.gz` or `<lang>.tar.gz`.
+  `CV_ARCHIVE`, else the pack's `[corpus.common_voice] archive` if present, else the single file
+  matching the first of `archive_patterns(lang)` that matches anything.
 - Checksum: optional, `CV_CHECKSUM` or the pack's `checksum` ("sha256:HEX" / "sha1:HEX").
 - Layout after extraction (both handled): flat 2019 archives `clips/*.mp3` + `*.tsv` at the top, or
   `cv-corpus-<ver>-<date>/<lang>/{clips/,train.tsv,dev.tsv,test.tsv,validated.tsv,...}`.
@@ -30,21 +33,21 @@ from pipeline.errors import ConfigError, MissingInputError
 
 KEY = "common_voice"
 TITLE = "Common Voice"
-HOMEPAGE = "https://commonvoice.mozilla.org/{lang}/datasets"
+HOMEPAGE = "https://datacollective.mozillafoundation.org"
 LICENSE = "CC0-1.0"
 TSV_SPLITS = ("test", "dev", "train")  # read order: a clip listed twice stays in the held-out set
 
 
 def archive_patterns(lang: str) -> list[str]:
-    return [f"cv-corpus-*-{lang}.tar.gz", f"cv-corpus-*{lang}*.tar.gz", f"cv-*-{lang}.tar.gz",
-            f"{lang}.tar.gz"]
+    return [f"mcv-scripted-{lang}-v*.tar.gz", f"cv-corpus-*-{lang}.tar.gz",
+            f"cv-corpus-*{lang}*.tar.gz", f"cv-*-{lang}.tar.gz", f"{lang}.tar.gz"]
 
 
 def _how_to_get(ctx: ImportContext) -> str:
     lang = ctx.pack.code
-    return (f"download the Common Voice '{ctx.pack.name}' dataset from "
-            f"{HOMEPAGE.format(lang=lang)} (an e-mail form gives the link), e.g. "
-            f"cv-corpus-<version>-{lang}.tar.gz, and put it in {ctx.paths.sources}/ unchanged "
+    return (f"download 'Common Voice Scripted Speech - {ctx.pack.name}' from Mozilla Data "
+            f"Collective, {HOMEPAGE} (sign in, accept the terms), e.g. "
+            f"mcv-scripted-{lang}-v<NN>.0.tar.gz, and put it in {ctx.paths.sources}/ unchanged "
             f"(or set CV_ARCHIVE=<its file name>)")
 
 

@@ -130,7 +130,7 @@ def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
         audio.write_wav(out, pcm)
     return Sample(key=row.key, wav_rel=row.wav_rel, wav_filesize=out.stat().st_size,
                   transcript=norm.text, duration=duration, speaker=row.speaker, split=row.split,
-                  content_hash=content_hash, origin=row.origin)
+                  content_hash=content_hash, origin=row.origin, folded=norm.folded)
 
 
 def _process_star(args: tuple[SourceRow, RowSettings]) -> Sample | Rejection:
@@ -288,6 +288,8 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    # characters folded to a base letter in the kept rows: char -> {to, count, rows, examples}
+    folded: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -299,6 +301,11 @@ class ImportReport:
                  f"({100 * self.kept_ratio:.1f}% of {self.rows_considered} considered)",
                  f"  hours kept {self.hours_kept:.3f} / total {self.hours_total:.3f}; speakers kept "
                  f"{self.speakers_kept} / {self.speakers_total}; {self.elapsed_s:.1f}s"]
+        if self.folded:
+            lines.append("  folded to a base letter (not in the alphabet; STRICT_ALPHABET=1 "
+                         "quarantines instead):")
+            for ch, d in self.folded.items():
+                lines.append(f"    {ch!r} -> {d['to']!r}: {d['count']} times in {d['rows']} rows")
         if self.reasons:
             lines.append(f"  {'reason':<22}{'rows':>8}")
             for reason, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -374,7 +381,8 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
             seen_keys.add(r.key)
             unique_rows.append(r)
     settings = RowSettings(corpus_dir=corpus_dir,
-                           rules=rules_for(ctx.pack, cfg.data.english_compatible),
+                           rules=rules_for(ctx.pack, cfg.data.english_compatible,
+                                           cfg.data.strict_alphabet),
                            min_duration=cfg.data.min_duration, max_duration=cfg.data.max_duration)
     try:
         results = run_rows(unique_rows, settings, _workers(cfg.general.workers), f"import {key}")
@@ -431,6 +439,7 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
             examples[rej.reason].append({"source": rej.key, "transcript": rej.transcript,
                                          "detail": rej.detail})
     report.examples = dict(examples)
+    report.folded = folded_summary(samples, settings.rules.alphabet_set)
     all_durations = [s.duration for s in samples] + [r.duration for r in rejections
                                                      if r.duration is not None
                                                      and r.reason != SPLIT_OVERLAP]
@@ -444,10 +453,27 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
     report.settings = {"MIN_DURATION": cfg.data.min_duration, "MAX_DURATION": cfg.data.max_duration,
                        "ENGLISH_COMPATIBLE": cfg.data.english_compatible,
                        "DUPLICATE_SENTENCE_COUNT": cfg.data.duplicate_sentence_count,
-                       "RANDOM_SEED": seed, "FAST_TRAIN": cfg.general.fast_train}
+                       "RANDOM_SEED": seed, "FAST_TRAIN": cfg.general.fast_train,
+                       "STRICT_ALPHABET": cfg.data.strict_alphabet}
     report.elapsed_s = round(time.monotonic() - start, 2)
     write_json(paths.corpus_report(key), report.to_json())
     return report
+
+
+def folded_summary(samples: Iterable[Sample], alphabet: frozenset[str]) -> dict[str, dict[str, Any]]:
+    """Per folded character: the letter(s) it became, occurrences, rows and a few examples."""
+    from pipeline.text.normalize import fold_target
+
+    out: dict[str, dict[str, Any]] = {}
+    for s in samples:
+        for ch in sorted(set(s.folded)):
+            d = out.setdefault(ch, {"to": fold_target(ch, alphabet), "count": 0, "rows": 0,
+                                    "examples": []})
+            d["count"] += s.folded.count(ch)
+            d["rows"] += 1
+            if len(d["examples"]) < 3:
+                d["examples"].append({"source": s.key, "transcript": s.transcript})
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1]["count"], kv[0])))
 
 
 def _limit_per_sentence(samples: list[Sample], n: int, seed: int

@@ -2,8 +2,9 @@
 
     ds-pipeline run --data-dir DIR [--env-file F]... [--lang LL] [--set K=V]...
                     [--stages a,b | --from X --to Y] [--force STAGE]... [--dry-run]
-    ds-pipeline config [--env-file F]... [--lang LL] [--set K=V]... [--markdown]
+    ds-pipeline config [--data-dir DIR] [--env-file F]... [--lang LL] [--set K=V]... [--markdown]
     ds-pipeline stages
+    ds-pipeline new-language LL --from-cv ARCHIVE [--data-dir DIR] [--out DIR] [--name NAME]
     ds-pipeline sample-corpus --lang LL --out PATH.tar.gz [--clips N] [--seed S]
     ds-pipeline transcribe --model M [--scorer S] [--json] FILES...
 
@@ -44,8 +45,15 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                    help="set one variable (repeatable; wins over env files and the environment)")
 
 
+def _add_data_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=os.environ.get("DS_DATA_DIR", DEFAULT_DATA_DIR),
+                   help="data directory (default /mnt, the container's bind mount); its langs/<ll>/ "
+                        "packs are used before the built-in ones")
+
+
 def _config_from_args(args: argparse.Namespace) -> Config:
-    return load_config(args.env_file, overrides=args.overrides, lang=args.lang)
+    return load_config(args.env_file, overrides=args.overrides, lang=args.lang,
+                       data_dir=args.data_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the pipeline (all stages, or a selection)")
     _add_config_args(p)
-    p.add_argument("--data-dir", default=os.environ.get("DS_DATA_DIR", DEFAULT_DATA_DIR),
-                   help="data directory (default /mnt, the container's bind mount)")
+    _add_data_dir_arg(p)
     p.add_argument("--stages", help="comma list of stages to run (e.g. import,alphabet)")
     p.add_argument("--from", dest="start", metavar="STAGE", help="first stage to run")
     p.add_argument("--to", dest="stop", metavar="STAGE", help="last stage to run")
@@ -68,10 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="print the effective configuration and where each value came from")
     _add_config_args(p)
+    _add_data_dir_arg(p)
     p.add_argument("--markdown", action="store_true",
                    help="print the variable reference table (used in README.md)")
 
     sub.add_parser("stages", help="list the stages in order")
+
+    p = sub.add_parser("new-language", help="write a language pack from a Common Voice archive "
+                       "(alphabet, pack.toml, LM text, a report of what to check)")
+    p.add_argument("code", metavar="LL", help="language code as Common Voice spells it (e.g. br, ca)")
+    p.add_argument("--from-cv", required=True, metavar="ARCHIVE",
+                   help="Common Voice archive (mcv-scripted-LL-vNN.0.tar.gz or cv-corpus-*.tar.gz); "
+                        "only its TSVs are read")
+    _add_data_dir_arg(p)
+    p.add_argument("--out", help="pack folder to write (default: <data-dir>/langs/LL)")
+    p.add_argument("--name", help="the language's English name (default: looked up from LL)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing pack folder")
 
     p = sub.add_parser("sample-corpus", help="synthesize a Common-Voice-format sample archive with espeak-ng")
     p.add_argument("--lang", default="fr", help="language pack whose sentences are spoken")
@@ -172,6 +191,17 @@ def cmd_stages(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_language(args: argparse.Namespace) -> int:
+    from pipeline.langs.scaffold import scaffold_pack
+    from pipeline.paths import Paths
+
+    out = Path(args.out) if args.out else Paths.at(args.data_dir).langs / args.code
+    result = scaffold_pack(args.code, Path(args.from_cv), out, name=args.name, force=args.force)
+    print(result.report)
+    log.info("wrote the language pack %s (report: %s)", out, result.report_path)
+    return 0
+
+
 def cmd_sample_corpus(args: argparse.Namespace) -> int:
     from pipeline.sample_corpus import make_sample_corpus
 
@@ -205,6 +235,7 @@ COMMANDS = {
     "run": cmd_run,
     "config": cmd_config,
     "stages": cmd_stages,
+    "new-language": cmd_new_language,
     "sample-corpus": cmd_sample_corpus,
     "transcribe": cmd_transcribe,
 }

@@ -102,6 +102,9 @@ class GeneralConfig:
 class DataConfig:
     english_compatible: bool = var(False, "ENGLISH_COMPATIBLE",
                                    "transliterate labels and LM text to the English a-z' alphabet")
+    strict_alphabet: bool = var(False, "STRICT_ALPHABET",
+                                "quarantine transcripts with letters missing from the alphabet instead "
+                                "of folding them to a base letter (ñ -> n); folds are always counted")
     duplicate_sentence_count: int = var(1, "DUPLICATE_SENTENCE_COUNT",
                                         "Common Voice: >1 rebuilds train/dev/test from validated.tsv "
                                         "with up to N clips per sentence", min=1, max=1000)
@@ -222,6 +225,8 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     # env name -> where the value came from ("default", "pack:fr", "env-file f:3", "environment", "cli")
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # the data dir whose `langs/` is searched for language packs first ("" = built-in packs only)
+    data_dir: str = field(default="", compare=False)
 
     def value(self, env: str) -> Any:
         """The value of the variable named `env` (e.g. "BATCH_SIZE")."""
@@ -234,7 +239,7 @@ class Config:
             return self.general.corpora
         from pipeline.langs import load_pack
 
-        return load_pack(self.general.model_language).corpora
+        return load_pack(self.general.model_language, self.data_dir or None).corpora
 
     def as_env(self) -> dict[str, str]:
         """Every variable as the string a user would write in an env file."""
@@ -436,6 +441,29 @@ def environment_layer(environ: Mapping[str, str]) -> Layer:
     return Layer("environment", {k: (v, "environment") for k, v in environ.items() if k in ENV_NAMES})
 
 
+# Names of the pipeline's own environment (not settings): never reported as typos.
+_OTHER_OWN_NAMES = frozenset({"DS_DATA_DIR", "KENLM_BIN"})
+
+
+def environment_typos(environ: Mapping[str, str]) -> list[str]:
+    """Warnings for environment variables that look like a misspelled setting (`EPOHCS=5` from
+    `docker run -e` or Docker's `--env-file`, which the pipeline never sees as a file).
+
+    The process environment holds many unrelated names (PATH, HOSTNAME, ...), so only close matches
+    count: same first letter, similarity >= 0.8, and not a known name.
+    """
+    out = []
+    for name in sorted(environ):
+        if name in ENV_NAMES or name in _OTHER_OWN_NAMES or not name.isupper() or len(name) < 4:
+            continue
+        close = [c for c in difflib.get_close_matches(name, ENV_NAMES, n=3, cutoff=0.8)
+                 if c[0] == name[0]]
+        if close:
+            out.append(f"environment variable {name} is not a ds-pipeline setting and is ignored "
+                       f"(did you mean {close[0]}?)")
+    return out
+
+
 def overrides_layer(pairs: Iterable[str]) -> tuple[Layer, list[str]]:
     """CLI `--set KEY=VALUE` pairs."""
     values: dict[str, tuple[str, str]] = {}
@@ -454,11 +482,20 @@ def overrides_layer(pairs: Iterable[str]) -> tuple[Layer, list[str]]:
 
 def load_config(env_files: Sequence[str | os.PathLike[str]] = (), *,
                 environ: Mapping[str, str] | None = None,
-                overrides: Iterable[str] = (), lang: str | None = None) -> Config:
-    """Resolve the configuration from all sources. Raises ConfigError naming every problem."""
-    from pipeline.langs import load_pack  # local: packs import config for their defaults
+                overrides: Iterable[str] = (), lang: str | None = None,
+                data_dir: str | os.PathLike[str] | None = None) -> Config:
+    """Resolve the configuration from all sources. Raises ConfigError naming every problem.
+
+    `data_dir`: its `langs/` folder is searched for the language pack before the built-in packs.
+    Environment variables that look like a misspelled setting are logged as warnings."""
+    import logging
+
+    from pipeline.langs import load_pack
+    from pipeline.langs.validate import defaults_key_line
 
     environ = os.environ if environ is None else environ
+    for warning in environment_typos(environ):
+        logging.getLogger("pipeline.config").warning("%s", warning)
     problems: list[str] = []
     layers: list[Layer] = []
     for f in env_files:
@@ -480,13 +517,16 @@ def load_config(env_files: Sequence[str | os.PathLike[str]] = (), *,
             language = layer.values["MODEL_LANGUAGE"][0].strip()
     pack_layer = Layer("pack", {})
     try:
-        pack = load_pack(language)
+        pack = load_pack(language, Path(data_dir) if data_dir is not None else None)
     except ConfigError as exc:
         problems.append(str(exc))
     else:
         for key, value in pack.defaults.items():
             if key not in ENV_NAMES:
-                problems.append(_unknown_key_message(key, f"language pack {language} [defaults]"))
+                pack_file = pack.directory / "pack.toml"
+                where = f"{pack_file}:{defaults_key_line(pack_file, key)}"
+                problems.append(_unknown_key_message(repr(key), where).replace(
+                    f"{where}: unknown variable {key!r}", f"{where}: unknown variable {key!r} in [defaults]"))
             else:
                 pack_layer.values[key] = (value, f"pack:{language}")
     layers.insert(0, pack_layer)
@@ -512,7 +552,7 @@ def load_config(env_files: Sequence[str | os.PathLike[str]] = (), *,
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
     cfg = Config(**{name: _SECTION_TYPES[name](**vals) for name, vals in sections.items()},
-                 sources=sources)
+                 sources=sources, data_dir=str(data_dir) if data_dir is not None else "")
     cross = _cross_checks(cfg)
     if cross:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(cross))

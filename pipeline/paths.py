@@ -22,6 +22,16 @@ class Paths:
         return self.root / "sources"
 
     @property
+    def langs(self) -> Path:
+        """Language packs of this data dir (`langs/<code>/`), searched before the built-in ones."""
+        return self.root / "langs"
+
+    @property
+    def lm_text_dir(self) -> Path:
+        """Local LM text the user drops in (`sources/lm/*.txt[.gz|.xz]`), added to the LM."""
+        return self.sources / "lm"
+
+    @property
     def extracted(self) -> Path:
         return self.root / "extracted"
 

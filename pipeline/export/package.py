@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def archive_contents(cfg: Config, paths: Paths) -> dict[Path, list[tuple[Path, str]]]:
     """{archive: [(source file, name in archive)]}; the model card is added to the zip."""
-    pack = load_pack(cfg.general.model_language)
+    pack = load_pack(cfg.general.model_language, paths.root)
     lang = pack.code
     common = [(paths.alphabet, "alphabet.txt"), (paths.scorer, "kenlm.scorer")]
     ckpt = sorted(p for p in paths.best_checkpoint_dir.rglob("*") if p.is_file()) \
@@ -87,7 +87,7 @@ def write_archive(archive: Path, members: list[tuple[Path, str]]) -> None:
 def write_release(cfg: Config, paths: Paths) -> None:
     from pipeline.report.model_card import build_model_card
 
-    pack = load_pack(cfg.general.model_language)
+    pack = load_pack(cfg.general.model_language, paths.root)
     write_text(paths.model_card, build_model_card(cfg, paths, pack))
     for archive, members in archive_contents(cfg, paths).items():
         write_archive(archive, members)

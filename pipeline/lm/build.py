@@ -59,12 +59,13 @@ def kenlm_tools(kenlm_bin: str = "") -> dict[str, Path]:
 # ---------------------------------------------------------------------------------------------
 # Text
 # ---------------------------------------------------------------------------------------------
-def normalize_lm_line(text: str, pack: Any, english_compatible: bool) -> str | None:
+def normalize_lm_line(text: str, pack: Any, english_compatible: bool,
+                      strict_alphabet: bool = False) -> str | None:
     """Normalize one external LM text line exactly like the labels (`pipeline.text.normalize`), so
     the LM vocabulary and the acoustic labels agree (the seeds' œ/oe mismatch). None = rejected."""
     from pipeline.text.normalize import normalize
 
-    return normalize(text, pack, english_compatible) or None
+    return normalize(text, pack, english_compatible, strict_alphabet) or None
 
 
 def clean_line(line: str) -> str:
@@ -87,6 +88,17 @@ def open_text(path: Path) -> io.TextIOBase:
     if name.endswith(".xz"):
         return io.TextIOWrapper(lzma.open(path, "rb"), encoding="utf-8", errors="replace")
     return open(path, encoding="utf-8", errors="replace")
+
+
+LOCAL_TEXT_SUFFIXES = (".txt", ".txt.gz", ".txt.xz", ".gz", ".xz")
+
+
+def local_text_files(directory: Path) -> list[Path]:
+    """The user's own LM text in `directory` (`sources/lm/`): `*.txt`, `*.gz`, `*.xz`, sorted."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")
+                  and p.name.lower().endswith(LOCAL_TEXT_SUFFIXES))
 
 
 def download_text(url: str, dest_dir: Path) -> Path:
@@ -248,26 +260,34 @@ def build_language_model(cfg: Config, paths: Paths, pack: LanguagePack, tmp: Pat
     for p in train_csvs:
         if not p.is_file():
             log.warning("no training transcripts at %s: that corpus adds nothing to the LM", p)
-    if not present and not pack.lm_text_urls:
+    local = local_text_files(paths.lm_text_dir)
+    if not present and not pack.lm_text_urls and not pack.lm_text_files and not local:
         raise MissingInputError(
-            f"no LM text: none of {', '.join(str(p) for p in train_csvs)} exists and the language "
-            f"pack has no lm_text_urls; run the import stage first")
+            f"no LM text: none of {', '.join(str(p) for p in train_csvs)} exists, the language "
+            f"pack has no lm_text_urls/lm_text_files and {paths.lm_text_dir} has no text files; run "
+            f"the import stage first")
     heldout = load_heldout(paths.heldout_sentences)
     if not heldout:
         log.warning("%s is missing or empty: dev/test sentences cannot be kept out of the LM",
-                        paths.heldout_sentences)
+                    paths.heldout_sentences)
 
     def external(path: Path) -> Iterator[str]:
         with open_text(path) as fh:
             for line in fh:
-                norm = normalize_lm_line(line, pack, cfg.data.english_compatible)
+                norm = normalize_lm_line(line, pack, cfg.data.english_compatible,
+                                         cfg.data.strict_alphabet)
                 if norm:
                     yield norm
 
     sources: list[tuple[str, Iterator[str]]] = []
     for url in pack.lm_text_urls:
-        local = download_text(url, paths.sources / "lm_text")
-        sources.append((url, external(local)))
+        downloaded = download_text(url, paths.sources / "lm_text")
+        sources.append((url, external(downloaded)))
+    for path in pack.lm_text_paths:
+        sources.append((f"language pack {pack.code}: {path.name}", external(path)))
+    for path in local:
+        log.info("LM text from %s", path)
+        sources.append((str(path.relative_to(paths.root)), external(path)))
     for p in present:
         sources.append((str(p.relative_to(paths.root)), read_transcripts(p)))
 
@@ -275,7 +295,8 @@ def build_language_model(cfg: Config, paths: Paths, pack: LanguagePack, tmp: Pat
     stats, counts = write_lm_text(text_gz, sources, heldout)
     if stats.words == 0:
         raise MissingInputError("the LM text is empty after removing dev/test sentences; add "
-                                "training data or lm_text_urls to the language pack")
+                                f"training data, text files in {paths.lm_text_dir}, or "
+                                "lm_text_urls to the language pack")
     vocab = top_k_vocab(counts, top_k)
     write_text(paths.vocab(top_k), "\n".join(vocab) + "\n")
     settings = LmSettings(order=cfg.lm.lm_order, prune=cfg.lm.lm_prune, memory=cfg.lm.lm_memory,

@@ -54,7 +54,7 @@ class StageContext:
 
     @property
     def pack(self) -> LanguagePack:
-        return load_pack(self.cfg.general.model_language)
+        return load_pack(self.cfg.general.model_language, self.paths.root)
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,36 @@ class Stage:
     version: int = 1
     # Extra inputs to the fingerprint that are not config values (e.g. identity of source archives).
     extra_fingerprint: Callable[[Config, Paths], Any] | None = None
+
+
+def pack_parts(*parts: str) -> Callable[[Config, Paths], dict[str, Any]]:
+    """An `extra_fingerprint` covering parts of the language pack (`pipeline.langs.pack_inputs`
+    keys: alphabet, normalizer, corpora, lm_text, export): editing them reruns the stage."""
+
+    def extra(cfg: Config, paths: Paths) -> dict[str, Any]:
+        from pipeline.langs import pack_inputs
+
+        inputs = pack_inputs(load_pack(cfg.general.model_language, paths.root),
+                             cfg.data.english_compatible)
+        return {f"language pack {p}": inputs[p] for p in parts}
+
+    return extra
+
+
+def combine_extras(**extras: Callable[[Config, Paths], Any]) -> Callable[[Config, Paths], dict[str, Any]]:
+    """One `extra_fingerprint` from several: named parts (dict results are merged)."""
+
+    def extra(cfg: Config, paths: Paths) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, fn in extras.items():
+            value = fn(cfg, paths)
+            if isinstance(value, dict):
+                out.update(value)
+            else:
+                out[name] = value
+        return out
+
+    return extra
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,6 +127,18 @@ def fingerprint(stage: Stage, cfg: Config, paths: Paths, registry: dict[str, Sta
     return digest
 
 
+def input_digests(stage: Stage, cfg: Config, paths: Paths) -> dict[str, str]:
+    """Short digests of each named part of a stage's `extra_fingerprint` (when it returns a dict),
+    kept in the marker so the plan can say which input changed (e.g. the pack's alphabet)."""
+    if stage.extra_fingerprint is None:
+        return {}
+    extra = stage.extra_fingerprint(cfg, paths)
+    if not isinstance(extra, dict):
+        return {}
+    return {k: hashlib.sha256(json.dumps(v, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            for k, v in extra.items()}
+
+
 def read_marker(paths: Paths, stage: str) -> dict[str, Any] | None:
     try:
         data = json.loads(paths.marker(stage).read_text(encoding="utf-8"))
@@ -113,6 +155,7 @@ def write_marker(paths: Paths, stage: Stage, cfg: Config, fp: str, duration: flo
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "duration_s": round(duration, 3),
         "settings": stage_settings(stage, cfg),
+        "inputs": input_digests(stage, cfg, paths),
         "outputs": [_rel(p, paths.root) for p in outputs],
     })
 
@@ -197,6 +240,11 @@ def _run_reason(stage: Stage, cfg: Config, paths: Paths, fp: str, force: Sequenc
                    if old.get(k) != v]
         if changed:
             return "settings changed: " + ", ".join(changed)
+        old_inputs = marker.get("inputs")  # absent in markers of older versions: no detail
+        inputs = [k for k, v in input_digests(stage, cfg, paths).items()
+                  if isinstance(old_inputs, dict) and old_inputs.get(k) != v]
+        if inputs:
+            return "inputs changed: " + ", ".join(inputs)
         return "inputs changed since it was done"
     missing = [p for p in stage.produces(cfg, paths) if not p.exists()]
     if missing:

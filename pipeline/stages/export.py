@@ -18,7 +18,7 @@ from pipeline.errors import DataQualityError, MissingInputError
 from pipeline.fsutil import write_json
 from pipeline.langs import load_pack
 from pipeline.paths import Paths
-from pipeline.stages.base import Stage, StageContext
+from pipeline.stages.base import Stage, StageContext, combine_extras, pack_parts
 from pipeline.text.alphabet import Alphabet
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def run_export(cfg: Config, paths: Paths, weights: dict[str, np.ndarray]) -> dic
     if not paths.alphabet.is_file():
         raise MissingInputError(f"{paths.alphabet} missing: run the alphabet stage first")
     alphabet = Alphabet.from_file(paths.alphabet)
-    pack = load_pack(cfg.general.model_language)
+    pack = load_pack(cfg.general.model_language, paths.root)
     language = pack.metadata.get("language_tag", pack.code)
     n_hidden = int(weights["layer_1/bias"].shape[0])  # the checkpoint's width is what exports
     if n_hidden != cfg.train.n_hidden:
@@ -91,5 +91,5 @@ STAGE = Stage(
                                  paths.output_graph_tflite, paths.output_graph_fp32_tflite,
                                  paths.export_parity],
     # Re-export whenever the best checkpoint changes (ONLY_EXPORT=1 after more training).
-    extra_fingerprint=_checkpoint_identity,
+    extra_fingerprint=combine_extras(checkpoint=_checkpoint_identity, pack=pack_parts("language_tag")),
 )

@@ -20,7 +20,7 @@ from pipeline.corpus_csv import read_rows, split_csvs
 from pipeline.errors import DataQualityError
 from pipeline.fsutil import write_text
 from pipeline.paths import Paths
-from pipeline.stages.base import Stage, StageContext
+from pipeline.stages.base import Stage, StageContext, combine_extras, pack_parts
 
 SPLITS = ("train", "dev", "test")
 log = logging.getLogger(__name__)
@@ -88,8 +88,15 @@ def run(ctx: StageContext) -> None:
     n = write_heldout(cfg, paths)
     log.info("held-out sentences (dev+test): %d -> %s", n, paths.heldout_sentences)
     if failures:
+        from pipeline.text.alphabet_report import report_failed_import
+
+        # The one report that explains most failures (characters missing from the alphabet): the
+        # alphabet stage will not run, so it is written here from the rows that were read.
+        report_failed_import(cfg, paths, ctx.pack)
         raise DataQualityError("import rejected too much data:\n  - " + "\n  - ".join(failures) +
-                               "\nFix the input, or lower MIN_KEPT_RATIO if this is expected.")
+                               f"\nFix the input, or lower MIN_KEPT_RATIO if this is expected; "
+                               f"characters missing from the alphabet are listed in "
+                               f"{paths.alphabet_report}.")
 
 
 STAGE = Stage(
@@ -98,7 +105,8 @@ STAGE = Stage(
     run=run,
     config_keys=("MODEL_LANGUAGE", "CORPORA", "ENGLISH_COMPATIBLE", "DUPLICATE_SENTENCE_COUNT",
                  "CV_ARCHIVE", "CV_CHECKSUM", "MIN_DURATION", "MAX_DURATION", "MIN_KEPT_RATIO",
-                 "RANDOM_SEED", "FAST_TRAIN", "CSV_LIST"),
+                 "RANDOM_SEED", "FAST_TRAIN", "CSV_LIST", "STRICT_ALPHABET"),
     produces=produces,
-    extra_fingerprint=sources_identity,
+    extra_fingerprint=combine_extras(sources=sources_identity,
+                                     pack=pack_parts("alphabet", "normalizer", "corpora")),
 )

@@ -1,7 +1,8 @@
 """lm: LM text -> KenLM binary -> lm/kenlm.scorer (DeepSpeech 0.9 package format).
 
-Text = train transcripts of every active corpus + the language pack's `lm_text_urls` (normalized like
-the labels), minus every dev/test sentence (`extracted/heldout_sentences.txt`). FAST_TRAIN caps the
+Text = train transcripts of every active corpus + the language pack's `lm_text_urls` and
+`lm_text_files` + the user's own text files in `sources/lm/` (`*.txt`, `*.gz`, `*.xz`; all normalized
+like the labels), minus every dev/test sentence (`extracted/heldout_sentences.txt`). FAST_TRAIN caps the
 vocabulary at 500 words (the Italian seed's smoke-run LM). Outputs: `lm/lm.binary`,
 `lm/vocab-<top_k>.txt`, `lm/kenlm.scorer`, `lm/lm_report.json`.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 from pipeline.config import Config
 from pipeline.fsutil import write_json
 from pipeline.paths import Paths
-from pipeline.stages.base import Stage, StageContext
+from pipeline.stages.base import Stage, StageContext, combine_extras, pack_parts
 
 
 def vocab_path(cfg: Config, paths: Paths) -> Path:
@@ -31,14 +32,23 @@ def run(ctx: StageContext) -> None:
                  report["scorer"]["bytes"] / 1e6)
 
 
+def _local_text_identity(cfg: Config, paths: Paths) -> dict[str, list[tuple[str, int, int]]]:
+    from pipeline.lm.build import local_text_files
+
+    return {"sources/lm": [(p.name, p.stat().st_size, int(p.stat().st_mtime))
+                           for p in local_text_files(paths.lm_text_dir)]}
+
+
 STAGE = Stage(
     name="lm",
     help="build the KenLM language model and the .scorer package",
     run=run,
     config_keys=("MODEL_LANGUAGE", "ENGLISH_COMPATIBLE", "LM_TOP_K", "LM_ORDER", "LM_PRUNE",
-                 "LM_MEMORY", "LM_ALPHA", "LM_BETA", "FAST_TRAIN"),
+                 "LM_MEMORY", "LM_ALPHA", "LM_BETA", "FAST_TRAIN", "STRICT_ALPHABET"),
     depends_on=("import", "alphabet"),
     requires=lambda cfg, paths: [paths.alphabet],
     produces=lambda cfg, paths: [paths.scorer, paths.lm_report, paths.lm_binary,
                                  vocab_path(cfg, paths)],
+    extra_fingerprint=combine_extras(pack=pack_parts("normalizer", "lm_text"),
+                                     local=_local_text_identity),
 )

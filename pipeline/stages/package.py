@@ -11,11 +11,11 @@ from __future__ import annotations
 from pipeline.config import Config
 from pipeline.langs import load_pack
 from pipeline.paths import Paths
-from pipeline.stages.base import Stage, StageContext
+from pipeline.stages.base import Stage, StageContext, pack_parts
 
 
 def produces(cfg: Config, paths: Paths) -> list:
-    pack = load_pack(cfg.general.model_language)
+    pack = load_pack(cfg.general.model_language, paths.root)
     lang = pack.code
     return [paths.release_zip(pack.export_zip_name), paths.model_card,
             *(paths.package_archive(k, lang) for k in ("model_tensorflow", "model_tflite", "checkpoint"))]
@@ -36,4 +36,5 @@ STAGE = Stage(
     depends_on=("export", "test", "lm"),
     requires=lambda cfg, paths: [paths.output_graph_tflite, paths.scorer, paths.alphabet],
     produces=produces,
+    extra_fingerprint=pack_parts("export"),
 )

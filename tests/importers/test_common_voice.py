@@ -103,8 +103,8 @@ def test_missing_archive_says_what_to_download(data_dir):
     with pytest.raises(MissingInputError) as exc:
         run_stages(data_dir)
     msg = str(exc.value)
-    assert "commonvoice.mozilla.org/fr/datasets" in msg and str(data_dir / "sources") in msg
-    assert "cv-corpus-*-fr.tar.gz" in msg
+    assert "datacollective.mozillafoundation.org" in msg and str(data_dir / "sources") in msg
+    assert "cv-corpus-*-fr.tar.gz" in msg and "mcv-scripted-fr-v*.tar.gz" in msg
 
 
 def test_several_archives_is_an_error(data_dir, std_clips):

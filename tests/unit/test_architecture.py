@@ -32,11 +32,21 @@ def _trees() -> Iterator[tuple[Path, ast.Module]]:
         yield p, ast.parse(p.read_text(encoding="utf-8"))
 
 
+def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node except those under `if TYPE_CHECKING:` (imports for annotations only)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            continue
+        yield node
+        yield from _runtime_nodes(node)
+
+
 def _import_graph() -> dict[str, set[str]]:
+    """Module -> modules it imports at run time, at the top or inside functions alike."""
     mods = _modules()
     graph: dict[str, set[str]] = {m: set() for m in mods}
     for m, p in mods.items():
-        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+        for node in _runtime_nodes(ast.parse(p.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 for a in node.names:
                     target = f"{node.module}.{a.name}"
