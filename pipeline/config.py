@@ -168,6 +168,10 @@ class TrainConfig:
     nonfinite_limit: int = var(20, "NONFINITE_LIMIT",
                                "stop training after this many consecutive batches with a non-finite "
                                "loss or gradient", min=1)
+    lstm_impl: str = var("auto", "LSTM_IMPL",
+                         "how the LSTM is computed (same weights and checkpoints): auto = cudnn when a "
+                         "GPU is visible, else scan; cudnn; block (BlockLSTM); scan",
+                         choices=("auto", "scan", "cudnn", "block"))
 
 
 @dataclass(frozen=True)
