@@ -499,7 +499,8 @@ class Trainer:
     def _plan(self, samples: Any, seed: int | None) -> list[list[int]]:
         from pipeline.model.dataset import plan_batches
 
-        return plan_batches(samples.frames, self.tc.batch_size, self.tc.max_batch_seconds, seed)
+        return plan_batches(samples.frames, self.tc.batch_size, self.tc.max_batch_seconds, seed,
+                            group=self.dist.replicas)
 
     def _train_epoch(self, state: dict[str, Any], t_start: float, elapsed0: float) -> dict[str, Any]:
 
