@@ -172,6 +172,9 @@ class TrainConfig:
                          "how the LSTM is computed (same weights and checkpoints): auto = cudnn when a "
                          "GPU is visible, else scan; cudnn; block (BlockLSTM); scan",
                          choices=("auto", "scan", "cudnn", "block"))
+    oom_auto_batch: bool = var(False, "OOM_AUTO_BATCH",
+                               "when the longest batch runs out of GPU memory (probed before the first "
+                               "epoch), train with the MAX_BATCH_SECONDS that fits instead of stopping")
 
 
 @dataclass(frozen=True)

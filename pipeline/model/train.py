@@ -202,6 +202,8 @@ class Trainer:
         self.dev_csvs = list(dev_csvs)
         self.dist = dist or make_strategy()
         self.tc = cfg.train
+        self.oom_probe: bool | None = None  # None: probe the longest batch when a GPU is visible
+        self._probe_fn: Any = None
 
     # -----------------------------------------------------------------------------------------
     def setup(self) -> dict[str, Any]:
@@ -281,6 +283,9 @@ class Trainer:
         tc, dist = self.tc, self.dist
         t_start = time.monotonic()
         state = self.setup()
+        if state["epoch"] < tc.epochs:
+            self._probe_memory()
+        tc = self.tc  # the probe may have set MAX_BATCH_SECONDS (OOM_AUTO_BATCH=1)
         budget_s = tc.train_max_minutes * 60.0
         run_elapsed0 = state["elapsed_s"]
         epoch_time: float | None = None
@@ -324,6 +329,60 @@ class Trainer:
                              "dev": dict(self.dev_set.rejected) if self.dev_set else {}},
             })
         return state
+
+    def _probe_memory(self) -> None:
+        """Before the first step: one forward + backward pass (nothing applied) on the longest
+        batch of the plan. Out of GPU memory there means out of memory hours later at that batch:
+        find the number of its clips that fits and stop with the settings that work, or (with
+        OOM_AUTO_BATCH=1) continue with MAX_BATCH_SECONDS set to what fits."""
+        import dataclasses
+
+        import tensorflow as tf
+
+        from pipeline.model.dataset import make_dataset
+        from pipeline.model.gpu import oom_advice, probe_batch_fit
+
+        probe = self.oom_probe if self.oom_probe is not None else \
+            bool(tf.config.list_logical_devices("GPU"))
+        if not probe:
+            return
+        frames = self.train_set.frames
+        plan = self._plan(self.train_set, None)
+        longest = max(range(len(plan)), key=lambda b: len(plan[b]) * int(frames[plan[b]].max()))
+        feats, flen, labels, llen = next(iter(make_dataset(self.train_set, [longest], plan, cache=self.cache)))
+        size = int(tf.shape(feats)[0])
+
+        def run(n: int) -> None:  # the n longest clips of that batch (padded length unchanged)
+            self.probe_step((feats[-n:], flen[-n:], labels[-n:], llen[-n:]))
+
+        fits = probe_batch_fit(run, size)
+        longest_s = int(frames[plan[longest]].max()) * 0.02
+        if fits is None:
+            log.info("memory probe: the longest batch (%d clips up to %.1f s) fits", size, longest_s)
+            return
+        advice = oom_advice(fits, self.tc.batch_size, longest_s, self.tc.max_batch_seconds)
+        if not self.tc.oom_auto_batch:
+            raise PipelineError(f"training not started: {advice}")
+        seconds = float(int(fits * longest_s))
+        log.warning("memory probe: %s -- OOM_AUTO_BATCH=1: training with MAX_BATCH_SECONDS=%g",
+                    advice.split("; ")[0], seconds)
+        self.tc = dataclasses.replace(self.tc, max_batch_seconds=seconds)
+
+    def probe_step(self, batch: Any) -> None:
+        """Loss and gradients of `batch` on every replica, nothing applied (the memory probe)."""
+        import tensorflow as tf
+
+        if self._probe_fn is None:
+            model, strategy, ctc = self.model, self.dist.strategy, self._ctc
+
+            def replica(feats: Any, flen: Any, labels: Any, llen: Any) -> Any:
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_sum(ctc(feats, flen, labels, llen, True))
+                grads = tape.gradient(loss, model.weight_list())
+                return tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in grads])
+
+            self._probe_fn = tf.function(lambda b: strategy.run(replica, args=b))
+        float(self.dist.strategy.reduce(tf.distribute.ReduceOp.SUM, self._probe_fn(batch), None))
 
     # -----------------------------------------------------------------------------------------
     def _lr(self, state: dict[str, Any]) -> float:
@@ -470,6 +529,8 @@ class Trainer:
             return tf.reduce_sum(tf.where(ok, per_ex, 0.0)), tf.reduce_sum(tf.cast(ok, tf.float32))
 
         self.eval_step = eval_step
+        self._ctc = ctc
+        self._probe_fn = None
 
     def train_step(self, batch: Any, element_spec: Any, global_step: int = 0) -> Any:
         import tensorflow as tf
