@@ -210,6 +210,15 @@ def test_cudnn_auto_selection_with_mocked_devices(monkeypatch: pytest.MonkeyPatc
     t.build(Geometry(16, t.alphabet.num_classes))  # builds, traces nothing: no GPU kernel runs
     assert t.lstm_impl == "cudnn" and t.sparse_ctc
     assert any("LSTM: cudnn (LSTM_IMPL=auto, GPU visible)" in r.getMessage() for r in caplog.records)
+    # The whole train step (forward, gradients, the all-reduced skip decision, Adam) traces with
+    # the GPU ops in the graph: cuDNN's LSTM and its gradient, cuDNN's CTC (CTCLossV2). Only
+    # running them needs a GPU.
+    spec = (tf.TensorSpec([None, None, 26], tf.float32), tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32))
+    graph = tf.function(t._train_step_fn).get_concrete_function(spec, tf.TensorSpec([], tf.int64)).graph
+    ops = {op.type for op in graph.get_operations()}
+    ops |= {n.op for f in graph.as_graph_def().library.function for n in f.node_def}
+    assert {"CudnnRNNV3", "CudnnRNNBackpropV3", "CTCLossV2"} <= ops
 
     monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: [] if kind == "GPU" else real(kind))
     assert resolve_lstm_impl("auto") == "scan"
