@@ -136,8 +136,9 @@ def run(ctx: StageContext) -> None:
         check_kenlm(ctx.cfg)
     if "train" in ctx.planned:
         check_transfer(ctx.cfg)
-    if {"train", "test", "export", "lm_optimize"} & set(ctx.planned):
-        check_gpu(ctx.cfg, smoke="train" in ctx.planned)
+    alone = tuple(ctx.planned) == ("preflight",)  # `run --stages preflight`: check everything
+    if alone or {"train", "test", "export", "lm_optimize"} & set(ctx.planned):
+        check_gpu(ctx.cfg, smoke=alone or "train" in ctx.planned)
 
 
 STAGE = Stage(
