@@ -324,6 +324,8 @@ class Trainer:
                 "stop_reason": state["stop_reason"], "train_hours": self.train_set.hours,
                 "dev_hours": self.dev_set.hours if self.dev_set else 0.0,
                 "train_samples": len(self.train_set), "elapsed_s": round(state["elapsed_s"], 1),
+                "lstm_impl": self.lstm_impl, "nonfinite_batches": state["nonfinite_total"],
+                "loss_scale_skips": state["loss_scale_skips"],
                 "config": {k: v for k, v in self.cfg.as_env().items() if k in _REPORTED},
                 "rejected": {"train": dict(self.train_set.rejected),
                              "dev": dict(self.dev_set.rejected) if self.dev_set else {}},
