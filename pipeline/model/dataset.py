@@ -5,8 +5,9 @@
   counted, logged reason instead of crashing the run mid-epoch (DeepSpeech aborted or produced inf).
 - Batches are planned in Python: samples sorted by duration, cut into batches of BATCH_SIZE (or of
   at most MAX_BATCH_SECONDS of audio), and the batch order is shuffled every epoch with a seed derived
-  from RANDOM_SEED and the epoch (DeepSpeech never shuffled). A plan is deterministic, so resume can
-  skip exactly the batches already trained.
+  from RANDOM_SEED and the epoch (DeepSpeech never shuffled); with R replicas, groups of R
+  neighbouring batches are shuffled instead, so one step's batches have similar lengths. A plan is
+  deterministic, so resume can skip exactly the batches already trained.
 - `tf.data`: one element per planned (per-replica) batch; wav decoding and MFCC run in-graph, batches
   in parallel, prefetched. Optionally features are computed once and served from memory.
 """

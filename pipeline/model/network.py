@@ -6,9 +6,10 @@ dense to |alphabet| + 1 outputs (blank last). Dropout after layers 1, 2, 3 and 5
 
 The variables have DeepSpeech's shapes and gate order, so the export area and release checkpoints
 need no conversion: the LSTM kernel is [in + cell, 4·cell] with input rows first and gate blocks
-i, c̃, f, o. Training uses a fast formulation of the same cell: the input projection of every time
-step is one big matmul (hoisted out of the recurrence) and only `h @ W_h` runs inside `tf.scan`
-(platform notes: ≈ 5× faster than BlockLSTM's CPU gradient, identical outputs).
+i, c̃, f, o. On CPU training uses a fast formulation of the same cell: the input projection of every
+time step is one big matmul (hoisted out of the recurrence) and only `h @ W_h` runs inside `tf.scan`
+(platform notes: ≈ 5× faster than BlockLSTM's CPU gradient, identical outputs). On GPU (LSTM_IMPL)
+the same weights run through cuDNN, repacked at run time (`ds_to_cudnn_params`), or BlockLSTM.
 """
 
 from __future__ import annotations
