@@ -179,6 +179,13 @@ class TrainConfig:
     nonfinite_limit: int = var(20, "NONFINITE_LIMIT",
                                "stop training after this many consecutive batches with a non-finite "
                                "loss or gradient", min=1)
+    lstm_impl: str = var("auto", "LSTM_IMPL",
+                         "how the LSTM is computed (same weights and checkpoints): auto = cudnn when a "
+                         "GPU is visible, else scan; cudnn; block (BlockLSTM); scan",
+                         choices=("auto", "scan", "cudnn", "block"))
+    oom_auto_batch: bool = var(False, "OOM_AUTO_BATCH",
+                               "when the longest batch runs out of GPU memory (probed before the first "
+                               "epoch), train with the MAX_BATCH_SECONDS that fits instead of stopping")
 
 
 @dataclass(frozen=True)

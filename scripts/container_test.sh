@@ -83,7 +83,7 @@ trap cleanup EXIT
 # Skip the builds when the images were built from exactly these inputs: even a fully cached
 # rebuild re-hashes the 2.5 GB venv layer (minutes on a busy machine).
 inputs="$( { printf '%s\n' "$base_image" "$tf_package"
-             find Dockerfile.train Dockerfile_lang.train .dockerignore setup.py requirements.txt pipeline \
+             find Dockerfile.train Dockerfile_lang.train .dockerignore setup.py requirements.txt constraints-gpu.txt pipeline \
                importers env_files -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; } |
            sha256sum | cut -c1-16)"
 if [ "$engine" = docker ]; then

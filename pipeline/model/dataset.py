@@ -5,8 +5,9 @@
   counted, logged reason instead of crashing the run mid-epoch (DeepSpeech aborted or produced inf).
 - Batches are planned in Python: samples sorted by duration, cut into batches of BATCH_SIZE (or of
   at most MAX_BATCH_SECONDS of audio), and the batch order is shuffled every epoch with a seed derived
-  from RANDOM_SEED and the epoch (DeepSpeech never shuffled). A plan is deterministic, so resume can
-  skip exactly the batches already trained.
+  from RANDOM_SEED and the epoch (DeepSpeech never shuffled); with R replicas, groups of R
+  neighbouring batches are shuffled instead, so one step's batches have similar lengths. A plan is
+  deterministic, so resume can skip exactly the batches already trained.
 - `tf.data`: one element per planned (per-replica) batch; wav decoding and MFCC run in-graph, batches
   in parallel, prefetched. Optionally features are computed once and served from memory.
 """
@@ -109,11 +110,14 @@ def load_samples(csv_files: Sequence[Path], alphabet: Alphabet, name: str = "set
 # Batch plans
 # ---------------------------------------------------------------------------------------------
 def plan_batches(frames: np.ndarray, batch_size: int, max_batch_seconds: float = 0.0,
-                 shuffle_seed: int | None = None) -> list[list[int]]:
+                 shuffle_seed: int | None = None, group: int = 1) -> list[list[int]]:
     """Sample indices grouped into batches of similar length.
 
     Sorted by duration, cut into `batch_size` samples (or, with `max_batch_seconds`, as many as fit
-    that much audio, at least one); the batch order is shuffled when a seed is given.
+    that much audio, at least one); the batch order is shuffled when a seed is given. With `group`
+    = R replicas, R neighbouring batches stay together (one step of R replicas waits for its longest
+    batch, so they must be alike) and the groups are shuffled; the batches left over (fewer than R)
+    go last, where `replica_batch_order` drops them, and which ones they are changes every epoch.
     """
     order = np.argsort(frames, kind="stable")
     batches: list[list[int]] = []
@@ -132,9 +136,20 @@ def plan_batches(frames: np.ndarray, batch_size: int, max_batch_seconds: float =
         batches = [[int(i) for i in order[s:s + batch_size]] for s in range(0, len(order), batch_size)]
     if shuffle_seed is not None:
         rng = np.random.default_rng(shuffle_seed)
-        perm = rng.permutation(len(batches))
-        batches = [batches[i] for i in perm]
+        if group <= 1:
+            perm = rng.permutation(len(batches))
+            batches = [batches[i] for i in perm]
+        else:
+            batches = _shuffle_groups(batches, group, rng)
     return batches
+
+
+def _shuffle_groups(batches: list[list[int]], group: int, rng: np.random.Generator) -> list[list[int]]:
+    full = len(batches) // group
+    offset = int(rng.integers(0, len(batches) - full * group + 1))
+    groups = [batches[offset + g * group: offset + (g + 1) * group] for g in range(full)]
+    left = batches[:offset] + batches[offset + full * group:]
+    return [b for g in rng.permutation(full) for b in groups[g]] + left
 
 
 def replica_batch_order(n_batches: int, n_replicas: int, worker: int, local_replicas: int,

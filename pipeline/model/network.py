@@ -6,9 +6,10 @@ dense to |alphabet| + 1 outputs (blank last). Dropout after layers 1, 2, 3 and 5
 
 The variables have DeepSpeech's shapes and gate order, so the export area and release checkpoints
 need no conversion: the LSTM kernel is [in + cell, 4·cell] with input rows first and gate blocks
-i, c̃, f, o. Training uses a fast formulation of the same cell: the input projection of every time
-step is one big matmul (hoisted out of the recurrence) and only `h @ W_h` runs inside `tf.scan`
-(platform notes: ≈ 5× faster than BlockLSTM's CPU gradient, identical outputs).
+i, c̃, f, o. On CPU training uses a fast formulation of the same cell: the input projection of every
+time step is one big matmul (hoisted out of the recurrence) and only `h @ W_h` runs inside `tf.scan`
+(platform notes: ≈ 5× faster than BlockLSTM's CPU gradient, identical outputs). On GPU (LSTM_IMPL)
+the same weights run through cuDNN, repacked at run time (`ds_to_cudnn_params`), or BlockLSTM.
 """
 
 from __future__ import annotations
@@ -90,8 +91,13 @@ def _make_module_class() -> type:
                 getattr(self, name).assign(value)
 
         def __call__(self, features: Any, training: bool = False, dropout: float = 0.0,
-                     compute_dtype: str = "float32", dropout_seed: Any = None) -> Any:
+                     compute_dtype: str = "float32", dropout_seed: Any = None,
+                     lstm_impl: str = "scan", feature_len: Any = None) -> Any:
             """features [B, T, 26] -> logits [T, B, C] float32 (pre-softmax).
+
+            `lstm_impl` ("scan", "cudnn", "block"; see `lstm_forward`) only changes how the same
+            LSTM is computed; `feature_len` [B] (frames per clip) is what cuDNN needs to stop at
+            each clip's end (the valid frames' outputs are the same either way).
 
             `dropout_seed` ([2] int tensor): stateless dropout masks that depend only on it and the
             layer, so a run is reproducible from RANDOM_SEED and a resumed run equals an
@@ -119,7 +125,8 @@ def _make_module_class() -> type:
                 return y
 
             x = dense(dense(dense(x, 1), 2), 3)
-            x = lstm_sequence(tf.reshape(x, [t, b, h]), w["lstm_kernel"], w["lstm_bias"])
+            x = lstm_forward(lstm_impl, tf.reshape(x, [t, b, h]), w["lstm_kernel"], w["lstm_bias"],
+                             feature_len, training)
             x = dense(tf.reshape(x, [-1, h]), 5)
             x = dense(x, 6, relu=False)
             return tf.cast(tf.reshape(x, [t, b, self.geometry.n_classes]), tf.float32)
@@ -164,6 +171,103 @@ def lstm_sequence(x: Any, kernel: Any, bias: Any, initial_state: tuple[Any, Any]
     if return_state:
         return hs, (cs[-1], hs[-1])
     return hs
+
+
+# ---------------------------------------------------------------------------------------------
+# The same LSTM through GPU kernels (LSTM_IMPL). The variables keep the DeepSpeech layout; the
+# kernels get their layout at run time, so checkpoints and exports never depend on the choice.
+# ---------------------------------------------------------------------------------------------
+LSTM_IMPLS = ("auto", "scan", "cudnn", "block")
+# DeepSpeech gate blocks (i, c~, f, o) -> cuDNN's and Keras's order (i, f, c~, o)
+_CUDNN_GATE_ORDER = (0, 2, 1, 3)
+
+
+def resolve_lstm_impl(setting: str) -> str:
+    """LSTM_IMPL -> the implementation used: `auto` is cuDNN when TensorFlow sees a GPU, else the
+    scan (≈ 5× faster than BlockLSTM on CPU; cuDNN has no CPU kernel)."""
+    import tensorflow as tf
+
+    from pipeline.errors import ConfigError
+
+    if setting not in LSTM_IMPLS:
+        raise ConfigError(f"LSTM_IMPL={setting} is not one of {', '.join(LSTM_IMPLS)}")
+    has_gpu = bool(tf.config.list_logical_devices("GPU"))
+    if setting == "auto":
+        return "cudnn" if has_gpu else "scan"
+    if setting == "cudnn" and not has_gpu:
+        raise ConfigError("LSTM_IMPL=cudnn needs a GPU and TensorFlow sees none (with Docker: "
+                          "`docker run --gpus all`); set LSTM_IMPL=auto or scan to train on CPU")
+    return setting
+
+
+def ds_to_cudnn_params(kernel: Any, bias: Any, n_in: int) -> Any:
+    """DeepSpeech LSTM weights -> cuDNN's flat LSTM parameter buffer (as Keras 3 builds it).
+
+    kernel [n_in + H, 4H] (input rows first, gate blocks i, c~, f, o), bias [4H] ->
+    [W_i, W_f, W_c, W_o (each [H, n_in] row-major), R_i, R_f, R_c, R_o ([H, H]), b_W (4 × H, all 0),
+    b_R (4 × H, the DeepSpeech bias)]. cuDNN adds b_W + b_R, so a zero input bias and the single DS
+    bias as recurrent bias is the same cell (forget bias 0 on both sides). Pure re-layout: its
+    gradient carries cuDNN's weight gradients back to the DS variables unchanged.
+    """
+    import tensorflow as tf
+
+    w_x, w_h = kernel[:n_in], kernel[n_in:]
+    wx, wh, b = tf.split(w_x, 4, 1), tf.split(w_h, 4, 1), tf.split(bias, 4)
+    mats = [wx[k] for k in _CUDNN_GATE_ORDER] + [wh[k] for k in _CUDNN_GATE_ORDER]
+    biases = [tf.zeros_like(b[0])] * 4 + [b[k] for k in _CUDNN_GATE_ORDER]
+    return tf.concat([tf.reshape(tf.transpose(m), [-1]) for m in mats] + biases, 0)
+
+
+def ds_to_keras_weights(kernel: np.ndarray, bias: np.ndarray, n_in: int) -> list[np.ndarray]:
+    """DeepSpeech LSTM weights -> `keras.layers.LSTM` weights [kernel, recurrent_kernel, bias]."""
+    def reorder(m: np.ndarray) -> np.ndarray:
+        blocks = np.split(m, 4, axis=-1)
+        return np.concatenate([blocks[k] for k in _CUDNN_GATE_ORDER], axis=-1)
+
+    return [reorder(kernel[:n_in]), reorder(kernel[n_in:]), reorder(bias)]
+
+
+def lstm_cudnn(x: Any, kernel: Any, bias: Any, seq_len: Any = None, training: bool = True) -> Any:
+    """The DS LSTM through cuDNN (`CudnnRNNV3`, GPU only) over time-major x [T, B, in]. Frames at
+    or after `seq_len` [B] are not computed (their outputs are 0); the valid frames' outputs are
+    the scan's, since a unidirectional LSTM never looks ahead."""
+    import tensorflow as tf
+
+    n_in, h_dim = x.shape[-1], kernel.shape[-1] // 4
+    t, b = tf.shape(x)[0], tf.shape(x)[1]
+    if seq_len is None:
+        seq_len = tf.fill([b], t)
+    zeros = tf.zeros([1, b, h_dim], x.dtype)
+    out, _h, _c, _reserve, _state = tf.raw_ops.CudnnRNNV3(
+        input=x, input_h=zeros, input_c=zeros, params=ds_to_cudnn_params(kernel, bias, n_in),
+        sequence_lengths=tf.cast(seq_len, tf.int32), rnn_mode="lstm", input_mode="linear_input",
+        direction="unidirectional", is_training=training, time_major=True)
+    return out
+
+
+def lstm_block(x: Any, kernel: Any, bias: Any) -> Any:
+    """The DS LSTM through `BlockLSTM` (DeepSpeech 0.9's default cell; CPU and GPU kernels for
+    float and half): the kernel takes the DS layout as it is, forget bias 0."""
+    import tensorflow as tf
+
+    h_dim = kernel.shape[-1] // 4
+    b = tf.shape(x)[1]
+    zeros = tf.zeros([b, h_dim], x.dtype)
+    peep = tf.zeros([h_dim], x.dtype)
+    outputs = tf.raw_ops.BlockLSTM(
+        seq_len_max=tf.cast(tf.shape(x)[0], tf.int64), x=x, cs_prev=zeros, h_prev=zeros, w=kernel,
+        wci=peep, wcf=peep, wco=peep, b=bias, forget_bias=0.0, cell_clip=-1.0, use_peephole=False)
+    return outputs[-1]  # h
+
+
+def lstm_forward(impl: str, x: Any, kernel: Any, bias: Any, seq_len: Any = None,
+                 training: bool = False) -> Any:
+    """The DS LSTM over time-major x [T, B, in] by implementation (`resolve_lstm_impl` output)."""
+    if impl == "cudnn":
+        return lstm_cudnn(x, kernel, bias, seq_len, training)
+    if impl == "block":
+        return lstm_block(x, kernel, bias)
+    return lstm_sequence(x, kernel, bias)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from pipeline.errors import ConfigError, MissingInputError, PipelineError
 from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_dir, remove_stale_temps, write_json, write_text
 from pipeline.logs import format_duration
+from pipeline.model.ctc import CUDNN_CTC_MAX_LABELS, ctc_loss
 from pipeline.model.geometry import N_INPUT
 from pipeline.paths import Paths
 from pipeline.text.alphabet import Alphabet
@@ -102,11 +103,46 @@ def compute_dtype(cfg: Config) -> str:
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
 
 
+NO_GROWTH_STEPS = 2 ** 62  # fp32: the loss scale stays at 1.0 (it only exists to skip bad steps)
+
+
+def make_optimizer(learning_rate: float, fp16: bool) -> Any:
+    """Adam inside a LossScaleOptimizer, always (the same checkpoint structure for AMP and fp32 runs;
+    it skips non-finite steps in both). Only fp16 needs a dynamic scale; in fp32 it never grows."""
+    import keras
+
+    inner = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    if fp16:
+        return keras.optimizers.LossScaleOptimizer(inner, initial_scale=2.0 ** 15)
+    return keras.optimizers.LossScaleOptimizer(inner, initial_scale=1.0,
+                                               dynamic_growth_steps=NO_GROWTH_STEPS)
+
+
+def global_skip_decision(ctx: Any, loss_ok: Any, grads: list[Any]) -> tuple[list[Any], Any, Any]:
+    """One decision per step for every replica and worker.
+
+    Keras's LossScaleOptimizer (without XLA) judges finiteness from replica 0's local gradients
+    only: a non-finite gradient on another replica was summed into the weights (NaN) while the log
+    said "skipped", and workers could take different branches around a collective (a hang). So the
+    local verdicts are all-reduced and, if any replica is bad, every replica's gradients become NaN:
+    all skip together (and the loss scale halves once). Returns the gradients and the number of
+    replicas with a non-finite loss and with non-finite gradients (identical on every replica).
+    """
+    import tensorflow as tf
+
+    grads_ok = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+    local = tf.stack([1.0 - tf.cast(loss_ok, tf.float32), 1.0 - tf.cast(grads_ok, tf.float32)])
+    bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local)
+    skip = bad[0] + bad[1] > 0
+    grads = [tf.where(skip, tf.fill(tf.shape(g), tf.constant(float("nan"), g.dtype)), g) for g in grads]
+    return grads, bad[0], bad[1]
+
+
 def fresh_state(cfg: Config, alphabet: Alphabet) -> dict[str, Any]:
     return {
         "epoch": 0, "step_in_epoch": 0, "global_step": 0, "epoch_loss_sum": 0.0, "epoch_count": 0,
         "best_dev_loss": None, "best_epoch": None, "es_counter": 0, "plateau_reductions": 0,
-        "nonfinite_total": 0, "elapsed_s": 0.0, "history": [],
+        "nonfinite_total": 0, "loss_scale_skips": 0, "elapsed_s": 0.0, "history": [],
         "n_hidden": cfg.train.n_hidden, "alphabet": list(alphabet.labels), "transfer_from": None,
         "stop_reason": None,
     }
@@ -124,6 +160,8 @@ class Trainer:
         self.dev_csvs = list(dev_csvs)
         self.dist = dist or make_strategy()
         self.tc = cfg.train
+        self.oom_probe: bool | None = None  # None: probe the longest batch when a GPU is visible
+        self._probe_fn: Any = None
 
     # -----------------------------------------------------------------------------------------
     def setup(self) -> dict[str, Any]:
@@ -131,7 +169,7 @@ class Trainer:
         import tensorflow as tf
 
         from pipeline.model.dataset import FeatureCache, load_samples
-        from pipeline.model.network import Geometry, build_model
+        from pipeline.model.network import Geometry
 
         cfg, tc, dist = self.cfg, self.tc, self.dist
         limit_train, limit_dev = ((FAST_TRAIN.train_samples, FAST_TRAIN.dev_samples)
@@ -147,18 +185,7 @@ class Trainer:
         self.compute = {"float32": "float32", "mixed_float16": "float16",
                         "mixed_bfloat16": "bfloat16"}[self.dtype]
         geometry = Geometry(tc.n_hidden, self.alphabet.num_classes)
-
-        import keras
-
-        with dist.strategy.scope():
-            self.model = build_model(geometry, cfg.general.random_seed)
-            inner = keras.optimizers.Adam(learning_rate=tc.learning_rate, beta_1=0.9, beta_2=0.999,
-                                          epsilon=1e-8)
-            # Always wrapped: the same checkpoint structure for AMP and fp32 runs, and non-finite
-            # steps are skipped by the wrapper in both.
-            self.opt = keras.optimizers.LossScaleOptimizer(
-                inner, initial_scale=2.0 ** 15 if self.compute == "float16" else 1.0)
-            self.opt.build(self.model.weight_list())
+        self.build(geometry)
         self.state_var = tf.Variable("", dtype=tf.string, trainable=False, name="train_state")
         self.ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.opt, state=self.state_var)
         ckpt_dir = paths_for_worker(self.paths.train_checkpoint_dir, dist)
@@ -166,6 +193,9 @@ class Trainer:
                                                   checkpoint_name="train")
         remove_unlisted_checkpoints(ckpt_dir, self.manager.checkpoints)
         state = self._restore_or_init()
+        state.setdefault("loss_scale_skips", 0)
+        if self.compute != "float16":
+            self.opt.dynamic_scale.assign(1.0)  # e.g. resumed from an AMP run: fp32 needs no scale
         self.opt.inner_optimizer.learning_rate.assign(self._lr(state))
 
         self.cache = FeatureCache(self.train_set) if tc.feature_cache else None
@@ -175,17 +205,46 @@ class Trainer:
         self.augmenter = build_augmenter(tc.augment, cfg.general.random_seed)
         if self.augmenter is not None and self.cache is not None:
             self.augmenter = self.augmenter.without_audio()
-        self._build_steps()
         writer_dir = self.paths.tensorboard
         self.tb_train = tf.summary.create_file_writer(str(writer_dir / "train")) if dist.is_chief else None
         self.tb_dev = tf.summary.create_file_writer(str(writer_dir / "dev")) if dist.is_chief else None
 
         return state
 
+    def build(self, geometry: Any) -> None:
+        """Model, optimizer and step functions (no data needed; benchmarks/gpu_train.py uses this).
+        Chooses the LSTM and CTC implementations and logs them."""
+        import tensorflow as tf
+
+        from pipeline.model.network import build_model, resolve_lstm_impl
+
+        cfg, tc, dist = self.cfg, self.tc, self.dist
+        if not hasattr(self, "dtype"):
+            self.dtype = compute_dtype(cfg)
+            self.compute = {"float32": "float32", "mixed_float16": "float16",
+                            "mixed_bfloat16": "bfloat16"}[self.dtype]
+        self.lstm_impl = resolve_lstm_impl(tc.lstm_impl)
+        if self.lstm_impl == "block" and self.compute == "bfloat16":
+            raise ConfigError("LSTM_IMPL=block has no bfloat16 kernel (AMP on CPU); set AMP=0 or "
+                              "LSTM_IMPL=scan")
+        self.sparse_ctc = bool(tf.config.list_logical_devices("GPU"))
+        log.info("LSTM: %s (LSTM_IMPL=%s%s); CTC: %s", self.lstm_impl, tc.lstm_impl,
+                 ", GPU visible" if self.sparse_ctc else ", no GPU" if tc.lstm_impl == "auto" else "",
+                 f"sparse labels (cuDNN) below {CUDNN_CTC_MAX_LABELS} labels, dense otherwise"
+                 if self.sparse_ctc else "dense labels")
+        with dist.strategy.scope():
+            self.model = build_model(geometry, cfg.general.random_seed)
+            self.opt = make_optimizer(tc.learning_rate, self.compute == "float16")
+            self.opt.build(self.model.weight_list())
+        self._build_steps()
+
     def run(self) -> dict[str, Any]:
         tc, dist = self.tc, self.dist
         t_start = time.monotonic()
         state = self.setup()
+        if state["epoch"] < tc.epochs:
+            self._probe_memory()
+        tc = self.tc  # the probe may have set MAX_BATCH_SECONDS (OOM_AUTO_BATCH=1)
         budget_s = tc.train_max_minutes * 60.0
         run_elapsed0 = state["elapsed_s"]
         epoch_time: float | None = None
@@ -224,11 +283,67 @@ class Trainer:
                 "stop_reason": state["stop_reason"], "train_hours": self.train_set.hours,
                 "dev_hours": self.dev_set.hours if self.dev_set else 0.0,
                 "train_samples": len(self.train_set), "elapsed_s": round(state["elapsed_s"], 1),
+                "lstm_impl": self.lstm_impl, "nonfinite_batches": state["nonfinite_total"],
+                "loss_scale_skips": state["loss_scale_skips"],
                 "config": {k: v for k, v in self.cfg.as_env().items() if k in TRAINING_SETTINGS},
                 "rejected": {"train": dict(self.train_set.rejected),
                              "dev": dict(self.dev_set.rejected) if self.dev_set else {}},
             })
         return state
+
+    def _probe_memory(self) -> None:
+        """Before the first step: one forward + backward pass (nothing applied) on the longest
+        batch of the plan. Out of GPU memory there means out of memory hours later at that batch:
+        find the number of its clips that fits and stop with the settings that work, or (with
+        OOM_AUTO_BATCH=1) continue with MAX_BATCH_SECONDS set to what fits."""
+        import dataclasses
+
+        import tensorflow as tf
+
+        from pipeline.model.dataset import make_dataset
+        from pipeline.model.gpu import oom_advice, probe_batch_fit
+
+        probe = self.oom_probe if self.oom_probe is not None else \
+            bool(tf.config.list_logical_devices("GPU"))
+        if not probe:
+            return
+        frames = self.train_set.frames
+        plan = self._plan(self.train_set, None)
+        longest = max(range(len(plan)), key=lambda b: len(plan[b]) * int(frames[plan[b]].max()))
+        feats, flen, labels, llen = next(iter(make_dataset(self.train_set, [longest], plan, cache=self.cache)))
+        size = int(tf.shape(feats)[0])
+
+        def run(n: int) -> None:  # the n longest clips of that batch (padded length unchanged)
+            self.probe_step((feats[-n:], flen[-n:], labels[-n:], llen[-n:]))
+
+        fits = probe_batch_fit(run, size)
+        longest_s = int(frames[plan[longest]].max()) * 0.02
+        if fits is None:
+            log.info("memory probe: the longest batch (%d clips up to %.1f s) fits", size, longest_s)
+            return
+        advice = oom_advice(fits, self.tc.batch_size, longest_s, self.tc.max_batch_seconds)
+        if not self.tc.oom_auto_batch:
+            raise PipelineError(f"training not started: {advice}")
+        seconds = float(int(fits * longest_s))
+        log.warning("memory probe: %s -- OOM_AUTO_BATCH=1: training with MAX_BATCH_SECONDS=%g",
+                    advice.split("; ")[0], seconds)
+        self.tc = dataclasses.replace(self.tc, max_batch_seconds=seconds)
+
+    def probe_step(self, batch: Any) -> None:
+        """Loss and gradients of `batch` on every replica, nothing applied (the memory probe)."""
+        import tensorflow as tf
+
+        if self._probe_fn is None:
+            model, strategy, ctc = self.model, self.dist.strategy, self._ctc
+
+            def replica(feats: Any, flen: Any, labels: Any, llen: Any) -> Any:
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_sum(ctc(feats, flen, labels, llen, True))
+                grads = tape.gradient(loss, model.weight_list())
+                return tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in grads])
+
+            self._probe_fn = tf.function(lambda b: strategy.run(replica, args=b))
+        float(self.dist.strategy.reduce(tf.distribute.ReduceOp.SUM, self._probe_fn(batch), None))
 
     # -----------------------------------------------------------------------------------------
     def _lr(self, state: dict[str, Any]) -> float:
@@ -326,10 +441,12 @@ class Trainer:
         variables = model.weight_list()
         base_seed = self.cfg.general.random_seed
 
+        lstm_impl, sparse = self.lstm_impl, self.sparse_ctc
+
         def ctc(feats: Any, flen: Any, labels: Any, llen: Any, training: bool, seed: Any = None) -> Any:
             logits = model(feats, training=training, dropout=dropout, compute_dtype=compute,
-                           dropout_seed=seed)
-            return tf.nn.ctc_loss(labels, logits, llen, flen, logits_time_major=True, blank_index=-1)
+                           dropout_seed=seed, lstm_impl=lstm_impl, feature_len=flen)
+            return ctc_loss(labels, logits, llen, flen, sparse)
 
         def replica_train(feats: Any, flen: Any, labels: Any, llen: Any, step: Any) -> Any:
             ctx = tf.distribute.get_replica_context()
@@ -344,17 +461,20 @@ class Trainer:
                 loss = tf.reduce_sum(per_ex) / n_global
                 scaled = opt.scale_loss(loss)
             grads = tape.gradient(scaled, variables)
-            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
-            finite = tf.logical_and(finite, tf.math.is_finite(loss))
+            grads, bad_loss, bad_grads = global_skip_decision(
+                ctx, tf.reduce_all(tf.math.is_finite(per_ex)), grads)
             opt.apply_gradients(zip(grads, variables, strict=False))
-            return tf.reduce_sum(per_ex), n_local, tf.cast(finite, tf.float32)
+            return tf.reduce_sum(per_ex), n_local, bad_loss, bad_grads
 
         sum_ = tf.distribute.ReduceOp.SUM
+        mean_ = tf.distribute.ReduceOp.MEAN
 
         def train_step(batch: Any, step: Any) -> Any:
-            s, n, f = strategy.run(replica_train, args=(*batch, step))
+            """-> (loss sum, examples, replicas with a non-finite loss, replicas with non-finite
+            gradients); the last two are all-reduced already, so MEAN just picks the value."""
+            s, n, bl, bg = strategy.run(replica_train, args=(*batch, step))
             return strategy.reduce(sum_, s, None), strategy.reduce(sum_, n, None), \
-                strategy.reduce(sum_, f, None) / float(strategy.num_replicas_in_sync)
+                strategy.reduce(mean_, bl, None), strategy.reduce(mean_, bg, None)
 
         # Fixed signatures (None for batch and time) so variable-length batches never retrace.
         spec = (tf.TensorSpec([None, None, N_INPUT], tf.float32), tf.TensorSpec([None], tf.int32),
@@ -370,6 +490,8 @@ class Trainer:
             return tf.reduce_sum(tf.where(ok, per_ex, 0.0)), tf.reduce_sum(tf.cast(ok, tf.float32))
 
         self.eval_step = eval_step
+        self._ctc = ctc
+        self._probe_fn = None
 
     def train_step(self, batch: Any, element_spec: Any, global_step: int = 0) -> Any:
         import tensorflow as tf
@@ -399,7 +521,8 @@ class Trainer:
     def _plan(self, samples: Any, seed: int | None) -> list[list[int]]:
         from pipeline.model.dataset import plan_batches
 
-        return plan_batches(samples.frames, self.tc.batch_size, self.tc.max_batch_seconds, seed)
+        return plan_batches(samples.frames, self.tc.batch_size, self.tc.max_batch_seconds, seed,
+                            group=self.dist.replicas)
 
     def _train_epoch(self, state: dict[str, Any], t_start: float, elapsed0: float) -> dict[str, Any]:
 
@@ -424,14 +547,23 @@ class Trainer:
         with Progress(steps, f"epoch {epoch + 1}/{self.tc.epochs}", "batches", interval_s=30.0) as prog:
             prog.count = start
             for batch in ds:
-                loss_sum, n, finite = (float(x) for x in self.train_step(batch, ds.element_spec,
-                                                                         state["global_step"]))
+                loss_sum, n, bad_loss, bad_grads = (
+                    float(x) for x in self.train_step(batch, ds.element_spec, state["global_step"]))
                 step = state["step_in_epoch"]
                 state["step_in_epoch"] += 1
                 state["global_step"] += 1
                 crashpoint("train.step")  # an update applied that no checkpoint holds yet
                 audio_s += frames_per_step[step] * 0.02
-                if finite < 1.0 or not math.isfinite(loss_sum):
+                verdict = step_verdict(bad_loss, bad_grads, loss_sum, self.compute == "float16",
+                                       float(self.opt.dynamic_scale.numpy()))
+                if verdict == "overflow":
+                    # fp16 gradients overflowed at this loss scale: normal under AMP (the scale
+                    # halves and the step is retried on the next batch), not a data problem
+                    state["loss_scale_skips"] += 1
+                    log.info("epoch %d batch %d: fp16 gradients overflowed, step skipped, loss scale "
+                             "now %g (%d such steps so far)", epoch + 1, step + 1,
+                             float(self.opt.dynamic_scale.numpy()), state["loss_scale_skips"])
+                elif verdict == "nonfinite":
                     state["nonfinite_total"] += 1
                     consecutive_bad += 1
                     clips = [Path(self.train_set.paths[i]).name for r in range(self.dist.replicas)
@@ -549,6 +681,18 @@ class Trainer:
             logits = self.model(feats[tf.newaxis], compute_dtype=self.compute)[:, 0, :].numpy()
             log.info("  dev sample %d: %r -> %r", i + 1, self.dev_set.transcripts[i],
                      greedy_decode(logits, self.alphabet))
+
+
+def step_verdict(bad_loss: float, bad_grads: float, loss_sum: float, fp16: bool, scale: float) -> str:
+    """"ok", "overflow" (finite loss, non-finite fp16 gradients: a loss-scale overflow, expected
+    under AMP) or "nonfinite" (a non-finite loss: data or divergence, counts toward NONFINITE_LIMIT).
+    Non-finite gradients in fp32, or in fp16 once the scale is below 1 (they overflow unscaled),
+    are not a scale effect and count as non-finite too."""
+    if bad_loss > 0 or not math.isfinite(loss_sum):
+        return "nonfinite"
+    if bad_grads > 0:
+        return "overflow" if fp16 and scale >= 1.0 else "nonfinite"
+    return "ok"
 
 
 def tb_scalar(name: str, value: float, step: int) -> None:

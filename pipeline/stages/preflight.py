@@ -3,7 +3,9 @@
 - the data dir and its folders are writable by the current user (the uid-999 bind-mount trap);
 - free disk space against a rough estimate;
 - the KenLM tools exist when the lm stage will run;
-- a GPU is visible, or a clear "training on CPU" warning.
+- a GPU is visible, or a clear "training on CPU" warning; on a GPU: driver, compute capability,
+  TensorFlow's CUDA/cuDNN, the resolved package versions, and a 2-step smoke test of the GPU LSTM
+  and CTC kernels against the scan (a broken driver or image fails here, not after the import).
 """
 
 from __future__ import annotations
@@ -86,16 +88,29 @@ def check_kenlm(cfg: Config) -> None:
             f"(or `make kenlm`), or set KENLM_BIN to the directory that holds them.")
 
 
-def check_gpu() -> int:
+def check_gpu(cfg: Config | None = None, smoke: bool = True) -> int:
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     try:
         import tensorflow as tf
     except ImportError:
         log.warning("TensorFlow is not installed: only the data stages can run")
         return 0
+    from pipeline.model import gpu as gpu_checks
+
+    log.info("packages: %s", ", ".join(f"{k} {v}" for k, v in gpu_checks.package_versions().items()))
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         log.info("GPU: %d visible (%s)", len(gpus), ", ".join(g.name for g in gpus))
+        for line in gpu_checks.gpu_report(gpus):
+            log.info("GPU: %s", line)
+        if smoke and cfg is not None:
+            from pipeline.model.network import resolve_lstm_impl
+
+            impl = resolve_lstm_impl(cfg.train.lstm_impl)
+            if impl != "scan":
+                worst = gpu_checks.smoke_test(impl)
+                log.info("GPU smoke test: 2 steps of the %s LSTM + cuDNN CTC match the scan (max rel. "
+                         "diff %.1e)", impl, worst)
     else:
         log.warning("no GPU visible: training on CPU (fine for the sample corpus, slow for real "
                     "corpora; with Docker use `docker run --gpus all`)")
@@ -117,8 +132,9 @@ def run(ctx: StageContext) -> None:
         check_kenlm(ctx.cfg)
     if "train" in ctx.planned:
         check_transfer(ctx.cfg)
-    if {"train", "test", "export", "lm_optimize"} & set(ctx.planned):
-        check_gpu()
+    alone = tuple(ctx.planned) == ("preflight",)  # `run --stages preflight`: check everything
+    if alone or {"train", "test", "export", "lm_optimize"} & set(ctx.planned):
+        check_gpu(ctx.cfg, smoke=alone or "train" in ctx.planned)
 
 
 STAGE = Stage(

@@ -56,3 +56,35 @@ def test_plans() -> None:
     o1, _ = replica_batch_order(7, 2, 1, 1)
     assert steps == 3 and o0 == [0, 2, 4] and o1 == [1, 3, 5]
     assert replica_batch_order(7, 2, 0, 1, start_step=2)[0] == [4]
+
+
+def test_replica_steps_are_balanced_on_a_common_voice_like_mix() -> None:
+    """R replicas wait for the longest of their R batches each step. Grouping R neighbouring
+    length-sorted batches per step keeps them alike: on a Common Voice-like mix (50k clips, log-normal
+    around 4.5 s, 1-10 s) the step time lost to the longest batch is <= 2 % for R = 2, 4, 8 (the old
+    plan, single batches shuffled, lost 20-57 %), the median step's batches differ by <= 2 %, and
+    the plan stays deterministic for exact resume."""
+    rng = np.random.default_rng(0)
+    secs = np.clip(rng.lognormal(np.log(4.5), 0.35, 50_000), 1.0, 10.0)
+    frames = (secs / 0.02).astype(np.int64)
+    for r in (2, 4, 8):
+        plans = {g: plan_batches(frames, 64, shuffle_seed=7, group=g) for g in (1, r)}
+        assert plans[r] == plan_batches(frames, 64, shuffle_seed=7, group=r)
+        assert plans[r] != plan_batches(frames, 64, shuffle_seed=8, group=r)
+        assert sorted(i for b in plans[r] for i in b) == list(range(len(frames)))
+        lost = {}
+        for g, plan in plans.items():
+            _, steps = replica_batch_order(len(plan), r, 0, r)
+            longest = np.array([[frames[plan[s * r + j]].max() for j in range(r)] for s in range(steps)])
+            lost[g] = longest.max(1).sum() / longest.mean(1).sum()
+            if g == r:
+                assert np.median(longest.max(1) / longest.min(1)) <= 1.02
+        assert lost[r] <= 1.02 and lost[1] > 1.15, (r, lost)
+    # a single replica keeps the plan it always had (resume of older runs stays exact)
+    small = np.array([50, 10, 30, 20, 40, 60, 70, 5])
+    assert plan_batches(small, 3, shuffle_seed=1, group=1) == plan_batches(small, 3, shuffle_seed=1)
+    # leftover batches (7 batches, 2 replicas) go last and are dropped, never mid-plan
+    grouped = plan_batches(np.arange(1, 15), 2, shuffle_seed=3, group=2)
+    for s in range(3):
+        a, b = grouped[2 * s], grouped[2 * s + 1]
+        assert abs(min(a) - min(b)) == 2  # neighbours in length order
