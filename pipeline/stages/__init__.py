@@ -47,4 +47,8 @@ NO_OUTPUT_EFFECT: dict[str, str] = {
     "LIVE_TRANSCRIPTS": "dev transcripts printed to the log after each epoch; nothing is written",
     "NONFINITE_LIMIT": "whether a diverging run stops with an error; a run that finishes skipped the "
                        "same batches under any limit",
+    "LSTM_IMPL": "which kernel computes the same LSTM (scan, BlockLSTM, cuDNN): variables, checkpoints "
+                 "and exports are the same, so a run moves between CPU and GPU without retraining",
+    "OOM_AUTO_BATCH": "whether a batch that does not fit the GPU stops the run or is lowered (logged); "
+                      "a run that fits is unchanged",
 }
