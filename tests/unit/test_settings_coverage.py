@@ -44,7 +44,10 @@ def test_declared_settings_leave_every_fingerprint_unchanged(name: str, tmp_path
     from pipeline.config import SPEC_BY_ENV
 
     spec = SPEC_BY_ENV[name]
-    other = {"int": "7", "float": "7.5", "bool": "1", "str": "/elsewhere"}[spec.kind]
+    if spec.choices:  # another valid choice than the default
+        other = next(c for c in spec.choices if c != spec.default)
+    else:
+        other = {"int": "7", "float": "7.5", "bool": "1", "str": "/elsewhere"}[spec.kind]
     base, changed = load_config(environ={}), load_config(environ={}, overrides=[f"{name}={other}"])
     assert base.value(name) != changed.value(name)
     paths = Paths.at(tmp_path)
