@@ -197,7 +197,7 @@ def test_cudnn_auto_selection_with_mocked_devices(monkeypatch: pytest.MonkeyPatc
     from pipeline.model.network import Geometry, resolve_lstm_impl
     from pipeline.model.train import Trainer
     from pipeline.paths import Paths
-    from tests.train.conftest import copy_corpus, train_config
+    from tests.train.helpers import copy_corpus, train_config
 
     real = tf.config.list_logical_devices
     gpu = tf.config.LogicalDevice("/device:GPU:0", "GPU")

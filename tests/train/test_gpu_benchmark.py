@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.train.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_gpu_train_benchmark_smoke_on_cpu(tmp_path: Path) -> None:

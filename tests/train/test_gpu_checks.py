@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.train.conftest import copy_corpus, train_config
+from tests.train.helpers import copy_corpus, train_config
 
 
 def _oom():
