@@ -18,16 +18,21 @@ STDERR_TAIL_LINES = 20
 
 def run_tool(argv: Sequence[str | os.PathLike[str]], *, stdin: bytes | None = None,
              cwd: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
-             capture_stdout: bool = False) -> subprocess.CompletedProcess[bytes]:
-    """Run `argv` and raise ExternalToolError (with the stderr tail) if it exits non-zero."""
+             capture_stdout: bool = False, timeout: float | None = None
+             ) -> subprocess.CompletedProcess[bytes]:
+    """Run `argv` and raise ExternalToolError (with the stderr tail) if it exits non-zero or runs
+    longer than `timeout` seconds."""
     args = [os.fspath(a) for a in argv]
     log.debug("running: %s", " ".join(args))
     try:
-        proc = subprocess.run(args, input=stdin, cwd=cwd, env=env, check=False,
+        proc = subprocess.run(args, input=stdin, cwd=cwd, env=env, check=False, timeout=timeout,
                               stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
     except FileNotFoundError:
         raise MissingInputError(f"program not found: {args[0]}") from None
+    except subprocess.TimeoutExpired:
+        raise ExternalToolError(f"{Path(args[0]).name} did not finish within {timeout:g} s: "
+                                f"{' '.join(args)}") from None
     if proc.returncode != 0:
         tail = b"\n".join(proc.stderr.splitlines()[-STDERR_TAIL_LINES:]).decode("utf-8", "replace")
         raise ExternalToolError(

@@ -9,7 +9,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.tools import run_tool
 
 log = logging.getLogger("pipeline.model.gpu")
 
@@ -40,12 +40,13 @@ def driver_version() -> str | None:
     """The NVIDIA kernel driver version (nvidia-smi, else /proc), None without one."""
     smi = shutil.which("nvidia-smi")
     if smi:
-        try:
-            res = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=20)
-            if res.returncode == 0 and res.stdout.strip():
-                return res.stdout.split()[0]
-        except (OSError, subprocess.TimeoutExpired):
+        try:  # a broken driver can make nvidia-smi hang or fail: fall back to /proc
+            res = run_tool([smi, "--query-gpu=driver_version", "--format=csv,noheader"],
+                           capture_stdout=True, timeout=20)
+            out = res.stdout.decode("utf-8", "replace").strip()
+            if out:
+                return out.split()[0]
+        except PipelineError:
             pass
     proc = Path("/proc/driver/nvidia/version")
     if proc.exists():
