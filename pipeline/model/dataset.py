@@ -14,7 +14,10 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
+import os
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +55,38 @@ class Samples:
     def subset(self, n: int) -> Samples:
         return Samples(self.paths[:n], self.transcripts[:n], self.labels[:n], self.frames[:n],
                        self.rejected)
+
+    @functools.cached_property
+    def tensors(self) -> SetTensors:
+        """The per-sample constants the input pipeline needs, built once per set from numpy (not
+        per epoch or per dev pass: `tf.ragged.constant` over 720k label lists takes minutes)."""
+        return SetTensors.of(self)
+
+
+@dataclass(frozen=True)
+class SetTensors:
+    """Labels (flat values + row lengths), CTC minimum frames and wav paths of a set, as numpy."""
+
+    label_values: np.ndarray    # int32, all labels concatenated
+    label_lengths: np.ndarray   # int64, one per sample
+    min_frames: np.ndarray      # int32, ctc_min_frames per sample
+    paths: np.ndarray           # bytes, one per sample
+
+    @classmethod
+    def of(cls, samples: Samples) -> SetTensors:
+        lengths = np.fromiter((len(lab) for lab in samples.labels), np.int64, len(samples.labels))
+        values = np.fromiter(itertools.chain.from_iterable(samples.labels), np.int32, int(lengths.sum()))
+        # ctc_min_frames for every label at once: length + equal neighbours inside the label
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
+        same = np.zeros(len(values), np.int64)
+        if len(values) > 1:
+            same[1:] = values[1:] == values[:-1]
+        same[starts[lengths > 0]] = 0  # a label's first character has no neighbour in that label
+        csum = np.concatenate([[0], np.cumsum(same)])
+        repeats = csum[ends] - csum[starts]
+        paths = np.array([p.encode("utf-8") for p in samples.paths] or [b""], dtype=object)
+        return cls(values, lengths, (lengths + repeats).astype(np.int32), paths)
 
 
 def _probe(path: str) -> tuple[int, str | None]:
@@ -165,20 +200,64 @@ def replica_batch_order(n_batches: int, n_replicas: int, worker: int, local_repl
     return order, steps
 
 
+# FEATURE_CACHE may use at most this share of the memory available when training starts.
+CACHE_MEMORY_SHARE = 0.5
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (MemAvailable, Linux), else the physical total."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 class FeatureCache:
-    """Features of a whole set computed once (parallel, in-graph) and kept in memory."""
+    """Features of a whole set computed once (parallel, in-graph) and kept in memory, stored as
+    float16 (half the bytes; MFCCs need no more precision) in one preallocated array, and handed to
+    the input pipeline as one RaggedTensor built once (no per-epoch copy)."""
+
+    DTYPE = np.float16
 
     def __init__(self, samples: Samples):
         import tensorflow as tf
 
         from pipeline.model.features import wav_file_to_mfcc
 
+        frames = np.asarray(samples.frames, np.int64)
+        self.row_splits = np.concatenate([[0], np.cumsum(frames)]).astype(np.int64)
+        self.values = np.zeros((int(self.row_splits[-1]), N_INPUT), self.DTYPE)
         ds = tf.data.Dataset.from_tensor_slices(samples.paths).map(
             wav_file_to_mfcc, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        feats = [f.numpy() for f in ds.prefetch(8)]
-        lengths = np.array([len(f) for f in feats], np.int64)
-        self.values = np.concatenate(feats) if feats else np.zeros((0, N_INPUT), np.float32)
-        self.row_splits = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        for i, f in enumerate(ds.prefetch(8)):
+            a, b = self.row_splits[i], self.row_splits[i + 1]
+            self.values[a:b] = f.numpy()[: b - a]
+        self.tensor = tf.RaggedTensor.from_row_splits(tf.constant(self.values),
+                                                      tf.constant(self.row_splits))
+
+    @classmethod
+    def bytes_needed(cls, samples: Samples) -> int:
+        """Memory the cache of `samples` holds: its values twice at the peak (numpy + tensor)."""
+        return 2 * int(np.asarray(samples.frames, np.int64).sum()) * N_INPUT * np.dtype(cls.DTYPE).itemsize
+
+    @classmethod
+    def build_if_it_fits(cls, samples: Samples, name: str,
+                         available: int | None = None) -> FeatureCache | None:
+        """The cache, or None with a log line saying why when it would use more than
+        CACHE_MEMORY_SHARE of the available memory (FEATURE_CACHE is then off for this set)."""
+        need = cls.bytes_needed(samples)
+        avail = available_memory() if available is None else available
+        if need > CACHE_MEMORY_SHARE * avail:
+            log.warning("FEATURE_CACHE off for the %s set: it would need %.1f GiB, more than %d%% of the "
+                        "%.1f GiB available; features are computed from the wavs every epoch",
+                        name, need / 2**30, int(CACHE_MEMORY_SHARE * 100), avail / 2**30)
+            return None
+        log.info("FEATURE_CACHE: %s set, %.2f GiB (float16)", name, need / 2**30)
+        return cls(samples)
 
 
 def make_dataset(samples: Samples, batch_order: Sequence[int], plan: list[list[int]], *,
@@ -195,20 +274,17 @@ def make_dataset(samples: Samples, batch_order: Sequence[int], plan: list[list[i
     lens = [len(plan[b]) for b in batch_order]
     batch_members = tf.RaggedTensor.from_row_lengths(tf.constant(flat, tf.int64),
                                                      tf.constant(lens, tf.int64))
-    label_rt = tf.ragged.constant(samples.labels, dtype=tf.int32, ragged_rank=1) \
-        if samples.labels else tf.ragged.constant([[0]], dtype=tf.int32)
-    if cache is not None:
-        cached = tf.RaggedTensor.from_row_splits(tf.constant(cache.values, tf.float32),
-                                                 tf.constant(cache.row_splits, tf.int64))
-    else:
-        path_t = tf.constant(samples.paths if samples.paths else [""])
-
-    min_frames = tf.constant([ctc_min_frames(lab) for lab in samples.labels] or [0], tf.int32)
+    st = samples.tensors  # numpy, built once per set
+    label_rt = tf.RaggedTensor.from_row_lengths(tf.constant(st.label_values, tf.int32),
+                                                tf.constant(st.label_lengths, tf.int64))
+    if cache is None:
+        path_t = tf.constant(st.paths)
+    min_frames = tf.constant(st.min_frames if len(st.min_frames) else np.zeros(1, np.int32), tf.int32)
     feat_spec = tf.RaggedTensorSpec([None, N_INPUT], tf.float32, ragged_rank=0)
 
     def one(i: Any) -> Any:
         if cache is not None:
-            feats = cached[i]
+            feats = tf.cast(cache.tensor[i], tf.float32)
         else:
             audio, _rate = tf.audio.decode_wav(tf.io.read_file(path_t[i]), desired_channels=1)
             audio = audio[:, 0]

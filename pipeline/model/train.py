@@ -198,8 +198,9 @@ class Trainer:
             self.opt.dynamic_scale.assign(1.0)  # e.g. resumed from an AMP run: fp32 needs no scale
         self.opt.inner_optimizer.learning_rate.assign(self._lr(state))
 
-        self.cache = FeatureCache(self.train_set) if tc.feature_cache else None
-        self.dev_cache = FeatureCache(self.dev_set) if (tc.feature_cache and self.dev_set) else None
+        self.cache = FeatureCache.build_if_it_fits(self.train_set, "train") if tc.feature_cache else None
+        self.dev_cache = (FeatureCache.build_if_it_fits(self.dev_set, "dev")
+                          if (tc.feature_cache and self.dev_set) else None)
         from pipeline.model.augment import build_augmenter
 
         self.augmenter = build_augmenter(tc.augment, cfg.general.random_seed)
