@@ -114,6 +114,18 @@ class DataConfig:
                         "csv importer: your clip list in sources/ (or an absolute path), "
                         "'path,transcript[,speaker]' or a DeepSpeech CSV (default: the pack's "
                         "[corpus.csv] list, else sources/corpus.csv)")
+    train_files: tuple[str, ...] = var((), "TRAIN_FILES",
+                                       "pre-split clip lists used as the train split as given "
+                                       "(DeepSpeech --train_files): comma list of files in sources/ "
+                                       "or absolute paths, read by the csv importer; setting any of "
+                                       "TRAIN_FILES/DEV_FILES/TEST_FILES imports only them (plus CORPORA)",
+                                       kind="list")
+    dev_files: tuple[str, ...] = var((), "DEV_FILES",
+                                     "pre-split clip lists used as the dev split as given "
+                                     "(DeepSpeech --dev_files); see TRAIN_FILES", kind="list")
+    test_files: tuple[str, ...] = var((), "TEST_FILES",
+                                      "pre-split clip lists used as the test split as given "
+                                      "(DeepSpeech --test_files); see TRAIN_FILES", kind="list")
 
 
 @dataclass(frozen=True)
@@ -220,8 +232,19 @@ class Config:
         section, name = _ENV_INDEX[env]
         return getattr(getattr(self, section), name)
 
+    def split_files(self) -> dict[str, tuple[str, ...]]:
+        """The pre-split lists (TRAIN_FILES, DEV_FILES, TEST_FILES) that are set, by split."""
+        d = self.data
+        return {sp: files for sp, files in (("train", d.train_files), ("dev", d.dev_files),
+                                            ("test", d.test_files)) if files}
+
     def active_corpora(self) -> tuple[str, ...]:
-        """CORPORA, or the language pack's corpus list when CORPORA is empty."""
+        """CORPORA, or the language pack's corpus list when CORPORA is empty. Pre-split lists
+        (TRAIN_FILES...) are enough on their own, as in DeepSpeech: they add the `csv` corpus and
+        replace the pack's list (CORPORA still adds corpora to them)."""
+        if self.split_files():
+            named = self.general.corpora
+            return named if "csv" in named else (*named, "csv")
         if self.general.corpora:
             return self.general.corpora
         from pipeline.langs import load_pack
@@ -507,6 +530,10 @@ def _cross_checks(cfg: Config) -> list[str]:
     if cfg.data.min_duration >= cfg.data.max_duration:
         problems.append(f"MIN_DURATION={cfg.data.min_duration:g} must be smaller than "
                         f"MAX_DURATION={cfg.data.max_duration:g}")
+    if cfg.split_files() and cfg.data.csv_list:
+        problems.append(f"CSV_LIST={cfg.data.csv_list} and TRAIN_FILES/DEV_FILES/TEST_FILES are both "
+                        f"set: the csv importer reads one or the other (put a 'split' column in "
+                        f"CSV_LIST, or list its clips in TRAIN_FILES/DEV_FILES/TEST_FILES)")
     return problems
 
 
