@@ -262,6 +262,7 @@ class Trainer:
                          _fmt(state["best_dev_loss"]), state["es_counter"], state["plateau_reductions"],
                          f", transfer from {state['transfer_from']} (not re-applied)"
                          if state.get("transfer_from") else "")
+            self._log_best_on_resume(state)
             return state
         state = fresh_state(self.cfg, self.alphabet)
         if self.tc.transfer_learning:
@@ -271,6 +272,22 @@ class Trainer:
         log.info("starting training from %s", "transferred weights" if state["transfer_from"]
                  else "random initialization")
         return state
+
+    def _log_best_on_resume(self, state: dict[str, Any]) -> None:
+        """Say which best validating checkpoint a resume continues from (DeepSpeech logged
+        `Loading best validating checkpoint from ...`; its smoke test checks that line)."""
+        try:
+            best = json.loads((self.paths.best_checkpoint_dir / BEST_INFO).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        name = f"{self.paths.best_checkpoint_dir.name}/best_dev-{best.get('global_step')}"
+        if best.get("global_step") == state["global_step"]:
+            log.info("loaded the best validating checkpoint %s (epoch %s, dev loss %s): the latest "
+                     "checkpoint is the best one", name, best.get("epoch"), _fmt(best.get("dev_loss")))
+        else:
+            log.info("best validating checkpoint so far: %s (epoch %s, dev loss %s); resuming from the "
+                     "latest checkpoint (exact resume), the best one stays in %s", name,
+                     best.get("epoch"), _fmt(best.get("dev_loss")), self.paths.best_checkpoint_dir)
 
     def _check_finite_weights(self, state: dict[str, Any]) -> None:
         """Never write a checkpoint with NaN/inf weights: a resume or an export would inherit them."""
