@@ -71,6 +71,7 @@ class RowSettings:
     rules: TextRules
     min_duration: float
     max_duration: float
+    sample_rate: int = audio.TARGET_RATE  # AUDIO_SAMPLE_RATE of the converted wavs
 
 
 def ctc_feasible(label: str, duration_s: float) -> bool:
@@ -99,7 +100,7 @@ def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
     except OSError as exc:
         return rejection_from_row(row, UNREADABLE_AUDIO, str(exc), normalized)
     out = settings.corpus_dir / row.wav_rel
-    existing = audio.is_target_wav(out)
+    existing = audio.is_target_wav(out, settings.sample_rate)
     pcm = None
     too_long = ""
     if existing is not None:
@@ -129,8 +130,8 @@ def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
                                   f"{duration:.2f}s ({int(duration * 1000 // CTC_FRAME_MS)} frames)",
                                   normalized, duration)
     if existing is None:
-        pcm = audio.to_16k_pcm16(samples, rate)
-        audio.write_wav(out, pcm)
+        pcm = audio.to_16k_pcm16(samples, rate, settings.sample_rate)
+        audio.write_wav(out, pcm, settings.sample_rate)
     return Sample(key=row.key, wav_rel=row.wav_rel, wav_filesize=out.stat().st_size,
                   transcript=norm.text, duration=duration, speaker=row.speaker, split=row.split,
                   content_hash=content_hash, origin=row.origin)
@@ -423,7 +424,8 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
             unique_rows.append(r)
     settings = RowSettings(corpus_dir=corpus_dir,
                            rules=rules_for(ctx.pack, cfg.data.english_compatible),
-                           min_duration=cfg.data.min_duration, max_duration=cfg.data.max_duration)
+                           min_duration=cfg.data.min_duration, max_duration=cfg.data.max_duration,
+                           sample_rate=cfg.data.audio_sample_rate)
     # Each clip is checked and converted once, even when listed in several splits.
     first_listing: dict[str, SourceRow] = {}
     for r in unique_rows:

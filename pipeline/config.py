@@ -66,6 +66,13 @@ def _check_prune(value: str) -> str | None:
     return "integers separated by '|', e.g. 0|0|1"
 
 
+def _check_rate(value: int) -> str | None:
+    # DeepSpeech's rule: the 32 ms window and 20 ms step must be whole numbers of samples
+    if value * 32 % 1000 == 0 and value * 20 % 1000 == 0:
+        return None
+    return "a rate whose 32 ms window and 20 ms step are whole sample counts (e.g. 8000, 16000)"
+
+
 def _check_size(value: str) -> str | None:
     v = value.strip()
     num = v[:-1] if v and v[-1] in "KMGTkmgt" else v
@@ -110,6 +117,11 @@ class DataConfig:
     min_kept_ratio: float = var(0.5, "MIN_KEPT_RATIO",
                                 "fail the import if a corpus keeps less than this fraction of its rows",
                                 min=0.0, max=1.0)
+    audio_sample_rate: int = var(16000, "AUDIO_SAMPLE_RATE",
+                                 "sample rate of the model (DeepSpeech --audio_sample_rate): 16000, or "
+                                 "8000 for telephone audio; import converts to it, features, the "
+                                 "exported metadata and transcribe follow it", min=8000, max=48000,
+                                 check=_check_rate)
     csv_list: str = var("", "CSV_LIST",
                         "csv importer: your clip list in sources/ (or an absolute path), "
                         "'path,transcript[,speaker]' or a DeepSpeech CSV (default: the pack's "

@@ -40,6 +40,7 @@ class Samples:
     labels: list[list[int]]
     frames: np.ndarray          # feature frames per sample
     rejected: Counter = field(default_factory=Counter)
+    sample_rate: int = SAMPLE_RATE  # AUDIO_SAMPLE_RATE: every wav of the set has it
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -50,7 +51,7 @@ class Samples:
 
     def subset(self, n: int) -> Samples:
         return Samples(self.paths[:n], self.transcripts[:n], self.labels[:n], self.frames[:n],
-                       self.rejected)
+                       self.rejected, self.sample_rate)
 
 
 def ctc_min_frames(labels: Sequence[int]) -> int:
@@ -58,15 +59,15 @@ def ctc_min_frames(labels: Sequence[int]) -> int:
     return len(labels) + sum(1 for a, b in zip(labels, labels[1:], strict=False) if a == b)
 
 
-def _probe(path: str) -> tuple[int, str | None]:
+def _probe(path: str, sample_rate: int = SAMPLE_RATE) -> tuple[int, str | None]:
     import soundfile as sf
 
     try:
         info = sf.info(path)
     except Exception:  # noqa: BLE001 - any unreadable file is a rejection, not a crash
         return 0, "unreadable or missing wav"
-    if info.samplerate != SAMPLE_RATE:
-        return 0, f"sample rate {info.samplerate} != {SAMPLE_RATE}"
+    if info.samplerate != sample_rate:
+        return 0, f"sample rate {info.samplerate} != {sample_rate}"
     if info.channels != 1:
         return 0, "not mono"
     if info.subtype != "PCM_16":
@@ -75,7 +76,7 @@ def _probe(path: str) -> tuple[int, str | None]:
 
 
 def load_samples(csv_files: Sequence[Path], alphabet: Alphabet, name: str = "set",
-                 limit: int | None = None) -> Samples:
+                 limit: int | None = None, sample_rate: int = SAMPLE_RATE) -> Samples:
     """Read and check the rows of `csv_files`; log a table of rejection reasons."""
     rows: list[tuple[str, str]] = []
     for f in csv_files:
@@ -83,7 +84,7 @@ def load_samples(csv_files: Sequence[Path], alphabet: Alphabet, name: str = "set
     if limit:
         rows = rows[:limit]
     with ThreadPoolExecutor(8) as pool:
-        probes = list(pool.map(_probe, [r[0] for r in rows]))
+        probes = list(pool.map(lambda p: _probe(p, sample_rate), [r[0] for r in rows]))
     paths, texts, labels, frames = [], [], [], []
     rejected: Counter = Counter()
     examples: dict[str, str] = {}
@@ -95,7 +96,7 @@ def load_samples(csv_files: Sequence[Path], alphabet: Alphabet, name: str = "set
         ids: list[int] = []
         if problem is None:
             ids = alphabet.encode(text)
-            if num_frames(n_samples) < ctc_min_frames(ids):
+            if num_frames(n_samples, sample_rate) < ctc_min_frames(ids):
                 problem = "audio too short for its transcript (CTC infeasible)"
         if problem is not None:
             rejected[problem] += 1
@@ -104,10 +105,10 @@ def load_samples(csv_files: Sequence[Path], alphabet: Alphabet, name: str = "set
         paths.append(path)
         texts.append(text)
         labels.append(ids)
-        frames.append(num_frames(n_samples))
+        frames.append(num_frames(n_samples, sample_rate))
     for reason, count in rejected.most_common():
         log.warning("%s: dropped %d row(s): %s (e.g. %s)", name, count, reason, examples[reason])
-    return Samples(paths, texts, labels, np.asarray(frames, np.int64), rejected)
+    return Samples(paths, texts, labels, np.asarray(frames, np.int64), rejected, sample_rate)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,8 +164,10 @@ class FeatureCache:
 
         from pipeline.model.features import wav_file_to_mfcc
 
+        rate = samples.sample_rate
         ds = tf.data.Dataset.from_tensor_slices(samples.paths).map(
-            wav_file_to_mfcc, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            lambda p: wav_file_to_mfcc(p, rate), num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True)
         feats = [f.numpy() for f in ds.prefetch(8)]
         lengths = np.array([len(f) for f in feats], np.int64)
         self.values = np.concatenate(feats) if feats else np.zeros((0, N_INPUT), np.float32)
@@ -204,7 +207,7 @@ def make_dataset(samples: Samples, batch_order: Sequence[int], plan: list[list[i
             audio = audio[:, 0]
             if augment is not None:
                 audio = augment.audio(audio, i)
-            feats = audio_to_mfcc(audio)
+            feats = audio_to_mfcc(audio, samples.sample_rate)
         if augment is not None:
             feats = augment.features(feats, i, min_frames[i])
         return feats

@@ -138,8 +138,10 @@ class Trainer:
 
         cfg, tc, dist = self.cfg, self.tc, self.dist
         limit_train, limit_dev = FAST_TRAIN_SAMPLES if cfg.general.fast_train else (None, None)
-        self.train_set = load_samples(self.train_csvs, self.alphabet, "train", limit_train)
-        self.dev_set = load_samples(self.dev_csvs, self.alphabet, "dev", limit_dev) if self.dev_csvs else None
+        rate = cfg.data.audio_sample_rate
+        self.train_set = load_samples(self.train_csvs, self.alphabet, "train", limit_train, rate)
+        self.dev_set = load_samples(self.dev_csvs, self.alphabet, "dev", limit_dev, rate) \
+            if self.dev_csvs else None
         if len(self.train_set) == 0:
             raise MissingInputError(f"no usable training samples in {', '.join(map(str, self.train_csvs))}")
         log.info("train: %d samples (%.2f h), dev: %d samples (%.2f h), %d replica(s), %s",
@@ -558,7 +560,7 @@ class Trainer:
         from pipeline.model.features import wav_file_to_mfcc
 
         for i in range(n):
-            feats = wav_file_to_mfcc(tf.constant(self.dev_set.paths[i]))
+            feats = wav_file_to_mfcc(tf.constant(self.dev_set.paths[i]), self.dev_set.sample_rate)
             logits = self.model(feats[tf.newaxis], compute_dtype=self.compute)[:, 0, :].numpy()
             log.info("  dev sample %d: %r -> %r", i + 1, self.dev_set.transcripts[i],
                      greedy_decode(logits, self.alphabet))

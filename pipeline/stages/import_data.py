@@ -108,7 +108,7 @@ STAGE = Stage(
     config_keys=("MODEL_LANGUAGE", "CORPORA", "ENGLISH_COMPATIBLE", "DUPLICATE_SENTENCE_COUNT",
                  "CV_ARCHIVE", "CV_CHECKSUM", "MIN_DURATION", "MAX_DURATION", "MIN_KEPT_RATIO",
                  "RANDOM_SEED", "FAST_TRAIN", "CSV_LIST", "TRAIN_FILES", "DEV_FILES",
-                 "TEST_FILES"),
+                 "TEST_FILES", "AUDIO_SAMPLE_RATE"),
     produces=produces,
     extra_fingerprint=sources_identity,
 )
