@@ -6,9 +6,10 @@ listed next to an empty data file), values are random. It holds the opaque cuDNN
 `cudnn_lstm/opaque_kernel` and every Adam slot, which a loader must ignore, next to the canonical
 `cudnn_compatible_lstm_cell` weights. Width 2048, 29 classes: the fixture is about 1 GB.
 
-Coqui STT 1.x checkpoints use the same variable names (its training code kept DeepSpeech's
-`create_model`, `cudnn_lstm`/`cudnn_compatible_lstm_cell` scopes and Adam slots), so this covers
-them too.
+Coqui STT 1.x checkpoints use the same variable names (its `deepspeech_model.py` kept DeepSpeech's
+`create_model`, the `layer_N` and `cudnn_lstm/rnn/multi_rnn_cell/cell_0/cudnn_compatible_lstm_cell`
+scopes, CudnnLSTM's opaque buffer and Adam), so this covers them too; only its optional
+`--layer_norm` adds variables (`layer_N/LayerNorm/...`), a model variant we do not support.
 """
 
 from __future__ import annotations
