@@ -361,7 +361,7 @@ def _fast_train_limit(rl: RowList, seed: int) -> int:
     """FAST_TRAIN: keep a few hundred rows, chosen by hash (not by position)."""
     before = len(rl.rows)
     ranked = sorted(rl.rows, key=lambda r: _rank(seed, r.key))
-    if rl.official_splits:
+    if rl.official_splits or rl.fixed_splits:
         keep: list[SourceRow] = []
         for sp, n in FAST_TRAIN_ROWS.items():
             keep += [r for r in ranked if r.split == sp][:n]
