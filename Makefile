@@ -8,7 +8,7 @@ DEMO_LANG ?= fr
 DEMO_CLIPS ?= 1500
 PYTEST_ARGS ?=
 
-.PHONY: venv kenlm legacy-runtimes test test-all lint reliability demo clean-demo readme-vars bench container-test
+.PHONY: venv kenlm legacy-runtimes test test-all smoke lint reliability demo clean-demo readme-vars bench container-test
 
 venv: $(VENV)/.installed
 
@@ -38,6 +38,12 @@ test: venv kenlm legacy-runtimes
 
 test-all: venv kenlm legacy-runtimes
 	$(PY) -m pytest $(PYTEST_ARGS) tests
+
+# DeepSpeech 0.9's CI smoke test, ours: overfit LDC93S1 (train = dev = test), export everything, every
+# artifact in our transcribe and in libdeepspeech 0.9.3 / libstt 1.4.0, with and without
+# DeepSpeech's pruned_lm.scorer (env_files/deepspeech_smoke.env, tests/smoke; also in `make test`).
+smoke: venv kenlm legacy-runtimes
+	$(PY) -m pytest $(PYTEST_ARGS) tests/smoke
 
 # Issue #8's matrices in full: every crash-resume kill point (most are `slow`), bad inputs, disk full.
 reliability: venv kenlm legacy-runtimes

@@ -115,6 +115,7 @@ class RowList:
     rows: list[SourceRow] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)  # refused before audio is looked at
     official_splits: bool = False      # rows carry the corpus' own train/dev/test
+    fixed_splits: bool = False         # rows carry the user's splits: used as given, overlap allowed
     max_clips_per_sentence: int = 0    # >0: keep at most N clips per sentence (CV rebuild)
     notes: list[str] = field(default_factory=list)
 

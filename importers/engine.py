@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import json
 import logging
@@ -70,6 +71,7 @@ class RowSettings:
     rules: TextRules
     min_duration: float
     max_duration: float
+    sample_rate: int = audio.TARGET_RATE  # AUDIO_SAMPLE_RATE of the converted wavs
 
 
 def ctc_feasible(label: str, duration_s: float) -> bool:
@@ -96,7 +98,7 @@ def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
     except OSError as exc:
         return rejection_from_row(row, UNREADABLE_AUDIO, str(exc), normalized)
     out = settings.corpus_dir / row.wav_rel
-    existing = audio.is_target_wav(out)
+    existing = audio.is_target_wav(out, settings.sample_rate)
     pcm = None
     too_long = ""
     if existing is not None:
@@ -126,8 +128,8 @@ def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
                                   f"{duration:.2f}s ({int(duration * 1000 // CTC_FRAME_MS)} frames)",
                                   normalized, duration)
     if existing is None:
-        pcm = audio.to_16k_pcm16(samples, rate)
-        audio.write_wav(out, pcm)
+        pcm = audio.to_16k_pcm16(samples, rate, settings.sample_rate)
+        audio.write_wav(out, pcm, settings.sample_rate)
     return Sample(key=row.key, wav_rel=row.wav_rel, wav_filesize=out.stat().st_size,
                   transcript=norm.text, duration=duration, speaker=row.speaker, split=row.split,
                   content_hash=content_hash, origin=row.origin, folded=norm.folded)
@@ -252,6 +254,48 @@ def assign_splits(samples: list[Sample], official: bool, seed: int
 SPLITS_PRIORITY = ("test", "dev", "train")
 
 
+def splits_as_given(samples: list[Sample]
+                    ) -> tuple[dict[str, list[Sample]], list[Rejection], dict[str, Any]]:
+    """The user's own splits (TRAIN_FILES..., a `split` column): nothing moved, nothing removed.
+
+    Overlap between splits is allowed (DeepSpeech's overfit smoke test uses one clip for all
+    three) and counted per pair of splits: clips (same source file) and sentences.
+    """
+    assigned: dict[str, list[Sample]] = {sp: [] for sp in SPLITS}
+    for s in samples:
+        assigned[s.split or "train"].append(s)
+    for sp in SPLITS:
+        assigned[sp].sort(key=lambda s: s.key)
+    pairs: dict[str, dict[str, int]] = {}
+    clips: set[str] = set()
+    sentences: set[str] = set()
+    for i, a in enumerate(SPLITS):
+        for b in SPLITS[i + 1:]:
+            shared_clips = {s.key for s in assigned[a]} & {s.key for s in assigned[b]}
+            shared_sent = {s.transcript for s in assigned[a]} & {s.transcript for s in assigned[b]}
+            if shared_clips or shared_sent:
+                pairs[f"{a}/{b}"] = {"clips": len(shared_clips), "sentences": len(shared_sent)}
+            clips |= shared_clips
+            sentences |= shared_sent
+    note = "; ".join(f"{pair} share {n['clips']} clip(s) and {n['sentences']} sentence(s)"
+                     for pair, n in pairs.items())
+    info: dict[str, Any] = {"method": "as given", "speaker_disjoint": None,
+                            "sentence_disjoint": not sentences,
+                            "overlap": {"clips": len(clips), "sentences": len(sentences),
+                                        "pairs": pairs}}
+    if note:
+        info["note"] = (f"splits used as given (TRAIN_FILES/DEV_FILES/TEST_FILES or a split "
+                        f"column); {note}")
+    return assigned, [], info
+
+
+def _as_listed(res: Sample | Rejection, row: SourceRow) -> Sample | Rejection:
+    """A clip's check result for one of its listings (its own split and origin)."""
+    if isinstance(res, Sample):
+        return dataclasses.replace(res, split=row.split, origin=row.origin)
+    return dataclasses.replace(res, origin=row.origin)
+
+
 # ---------------------------------------------------------------------------------------------
 # Outputs
 # ---------------------------------------------------------------------------------------------
@@ -322,7 +366,7 @@ def _fast_train_limit(rl: RowList, seed: int) -> int:
     """FAST_TRAIN: keep a few hundred rows, chosen by hash (not by position)."""
     before = len(rl.rows)
     ranked = sorted(rl.rows, key=lambda r: _rank(seed, r.key))
-    if rl.official_splits:
+    if rl.official_splits or rl.fixed_splits:
         keep: list[SourceRow] = []
         for sp, n in FAST_TRAIN.import_rows:
             keep += [r for r in ranked if r.split == sp][:n]
@@ -371,21 +415,30 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
             report.notes.append(f"FAST_TRAIN=1: {dropped} rows not imported (limit "
                                 f"{FAST_TRAIN.import_total})")
     rejections: list[Rejection] = list(rl.rejected)
-    # The same clip listed twice (e.g. in two TSVs): keep the first listing.
-    seen_keys: set[str] = set()
+    # The same clip listed twice (e.g. in two TSVs): keep the first listing. With splits used as
+    # given, a clip may be listed once per split (an overfit test lists it in all three).
+    seen_keys: set[tuple[str | None, str]] = set()
     unique_rows: list[SourceRow] = []
     for r in rl.rows:
-        if r.key in seen_keys:
-            rejections.append(rejection_from_row(r, DUPLICATE_CLIP, "listed twice"))
+        listing = (r.split if rl.fixed_splits else None, r.key)
+        if listing in seen_keys:
+            rejections.append(rejection_from_row(r, DUPLICATE_CLIP, "listed twice"
+                                                 + (f" in {r.split}" if rl.fixed_splits else "")))
         else:
-            seen_keys.add(r.key)
+            seen_keys.add(listing)
             unique_rows.append(r)
     settings = RowSettings(corpus_dir=corpus_dir,
                            rules=rules_for(ctx.pack, cfg.data.english_compatible,
                                            cfg.data.strict_alphabet),
-                           min_duration=cfg.data.min_duration, max_duration=cfg.data.max_duration)
+                           min_duration=cfg.data.min_duration, max_duration=cfg.data.max_duration,
+                           sample_rate=cfg.data.audio_sample_rate)
+    # Each clip is checked and converted once, even when listed in several splits.
+    first_listing: dict[str, SourceRow] = {}
+    for r in unique_rows:
+        first_listing.setdefault(r.key, r)
     try:
-        results = run_rows(unique_rows, settings, _workers(cfg.general.workers), f"import {key}")
+        converted = run_rows(list(first_listing.values()), settings, _workers(cfg.general.workers),
+                             f"import {key}")
     except OSError as exc:  # raised in a pool worker: name the directory being filled
         from pipeline.fsutil import disk_full_error, is_disk_full
 
@@ -397,27 +450,36 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
 
         raise PipelineError(f"a worker converting {key} clips died (killed by the system, e.g. out of "
                             f"memory: lower WORKERS); rerun to continue, converted clips are kept") from None
+    by_key = {r.key: res for r, res in zip(first_listing.values(), converted, strict=True)}
+    results = [_as_listed(by_key[r.key], r) for r in unique_rows]
     samples: list[Sample] = []
-    seen_hash: dict[str, str] = {}
+    seen_hash: dict[tuple[str | None, str], str] = {}
     for res in results:
         if isinstance(res, Rejection):
             rejections.append(res)
-        elif res.content_hash in seen_hash:
+            continue
+        same_audio = (res.split if rl.fixed_splits else None, res.content_hash)
+        if same_audio in seen_hash:
             rejections.append(Rejection(key=res.key, reason=DUPLICATE_CLIP,
-                                        detail=f"same audio bytes as {seen_hash[res.content_hash]}",
+                                        detail=f"same audio bytes as {seen_hash[same_audio]}",
                                         transcript=res.transcript, normalized=res.transcript,
                                         speaker=res.speaker, duration=res.duration,
                                         origin=res.origin))
         else:
-            seen_hash[res.content_hash] = res.key
+            seen_hash[same_audio] = res.key
             samples.append(res)
     if rl.max_clips_per_sentence > 0:
         samples, limited = _limit_per_sentence(samples, rl.max_clips_per_sentence, seed)
         rejections += limited
-    splits, overlap, info = assign_splits(samples, rl.official_splits, seed)
+    if rl.fixed_splits:
+        splits, overlap, info = splits_as_given(samples)
+        if info["overlap"]["clips"] or info["overlap"]["sentences"]:
+            log.warning("%s: splits used as given overlap: %s", key, info["note"])
+    else:
+        splits, overlap, info = assign_splits(samples, rl.official_splits, seed)
     rejections += overlap
     report.split_method = info
-    if info.get("note"):
+    if info.get("note") and not rl.fixed_splits:  # fixed splits: logged as a warning above
         report.notes.append(info["note"])
 
     for sp in SPLITS:
@@ -494,6 +556,6 @@ def _limit_per_sentence(samples: list[Sample], n: int, seed: int
     return [s for s in samples if s.key in keep], out
 
 
-__all__ = ["ImportReport", "RowSettings", "assign_splits", "ctc_feasible",
+__all__ = ["ImportReport", "RowSettings", "assign_splits", "ctc_feasible", "splits_as_given",
            "import_rows", "process_row", "run_rows", "TOO_SHORT", "TOO_LONG",
            "CTC_INFEASIBLE", "UNREADABLE_AUDIO"]

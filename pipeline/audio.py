@@ -123,15 +123,16 @@ def decode(path: str | os.PathLike[str] | BinaryIO, max_seconds: float | None = 
     return mono, rate, channels
 
 
-def to_16k_pcm16(samples: np.ndarray, rate: int) -> np.ndarray:
-    """Resample float mono samples to 16 kHz (soxr 'HQ') and quantize to int16 with clipping."""
-    if rate != TARGET_RATE:
-        samples = soxr.resample(samples, rate, TARGET_RATE, quality="HQ")
+def to_16k_pcm16(samples: np.ndarray, rate: int, target_rate: int = TARGET_RATE) -> np.ndarray:
+    """Resample float mono samples to 16 kHz (or `target_rate`, AUDIO_SAMPLE_RATE; soxr 'HQ')
+    and quantize to int16 with clipping."""
+    if rate != target_rate:
+        samples = soxr.resample(samples, rate, target_rate, quality="HQ")
     return (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype(np.int16)
 
 
-def write_wav(path: str | os.PathLike[str], pcm16: np.ndarray) -> None:
-    """Write 16 kHz mono PCM16 wav atomically (temp name + rename), so an existing wav is complete."""
+def write_wav(path: str | os.PathLike[str], pcm16: np.ndarray, rate: int = TARGET_RATE) -> None:
+    """Write a 16 kHz (or `rate`) mono PCM16 wav atomically (temp name + rename), so an existing wav is complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_name_for(path)
@@ -140,7 +141,7 @@ def write_wav(path: str | os.PathLike[str], pcm16: np.ndarray) -> None:
         with wave.open(os.fspath(tmp), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
-            w.setframerate(TARGET_RATE)
+            w.setframerate(rate)
             w.writeframes(pcm16.astype("<i2", copy=False).tobytes())
         os.replace(tmp, path)
     except BaseException:
@@ -168,16 +169,16 @@ def info(path: str | os.PathLike[str]) -> AudioInfo:
     return AudioInfo(frames=int(i.frames), rate=int(i.samplerate), channels=int(i.channels))
 
 
-def is_target_wav(path: str | os.PathLike[str]) -> AudioInfo | None:
-    """Info of `path` if it is already a complete 16 kHz mono PCM16 wav, else None."""
+def is_target_wav(path: str | os.PathLike[str], rate: int = TARGET_RATE) -> AudioInfo | None:
+    """Info of `path` if it is already a complete mono PCM16 wav at `rate`, else None."""
     try:
         i = sf.info(os.fspath(path))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, FileNotFoundError):
         return None
-    if i.samplerate != TARGET_RATE or i.channels != 1 or i.subtype != "PCM_16" or i.format != "WAV":
+    if i.samplerate != rate or i.channels != 1 or i.subtype != "PCM_16" or i.format != "WAV":
         return None
     # A wav whose data size disagrees with its header was not written by us completely.
     expected = int(i.frames) * 2
     if Path(path).stat().st_size < expected + 44 or i.frames == 0:
         return None
-    return AudioInfo(frames=int(i.frames), rate=TARGET_RATE, channels=1)
+    return AudioInfo(frames=int(i.frames), rate=rate, channels=1)

@@ -220,7 +220,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     tr = Transcriber(load_model(args.model, threads=args.threads),
                      scorer=Path(args.scorer) if args.scorer else None, beam_width=args.beam_width,
-                     greedy=args.greedy)
+                     greedy=args.greedy, model_name=args.model)
     for f in args.files:
         res = tr.transcribe_file(f)
         if args.json:

@@ -71,6 +71,13 @@ def _check_prune(value: str) -> str | None:
     return "integers separated by '|', e.g. 0|0|1"
 
 
+def _check_rate(value: int) -> str | None:
+    # DeepSpeech's rule: the 32 ms window and 20 ms step must be whole numbers of samples
+    if value * 32 % 1000 == 0 and value * 20 % 1000 == 0:
+        return None
+    return "a rate whose 32 ms window and 20 ms step are whole sample counts (e.g. 8000, 16000)"
+
+
 def _check_size(value: str) -> str | None:
     v = value.strip()
     num = v[:-1] if v and v[-1] in "KMGTkmgt" else v
@@ -118,10 +125,27 @@ class DataConfig:
     min_kept_ratio: float = var(0.5, "MIN_KEPT_RATIO",
                                 "fail the import if a corpus keeps less than this fraction of its rows",
                                 min=0.0, max=1.0)
+    audio_sample_rate: int = var(16000, "AUDIO_SAMPLE_RATE",
+                                 "sample rate of the model (DeepSpeech --audio_sample_rate): 16000, or "
+                                 "8000 for telephone audio; import converts to it, features, the "
+                                 "exported metadata and transcribe follow it", min=8000, max=48000,
+                                 check=_check_rate)
     csv_list: str = var("", "CSV_LIST",
                         "csv importer: your clip list in sources/ (or an absolute path), "
                         "'path,transcript[,speaker]' or a DeepSpeech CSV (default: the pack's "
                         "[corpus.csv] list, else sources/corpus.csv)")
+    train_files: tuple[str, ...] = var((), "TRAIN_FILES",
+                                       "pre-split clip lists used as the train split as given "
+                                       "(DeepSpeech --train_files): comma list of files in sources/ "
+                                       "or absolute paths, read by the csv importer; setting any of "
+                                       "TRAIN_FILES/DEV_FILES/TEST_FILES imports only them (plus CORPORA)",
+                                       kind="list")
+    dev_files: tuple[str, ...] = var((), "DEV_FILES",
+                                     "pre-split clip lists used as the dev split as given "
+                                     "(DeepSpeech --dev_files); see TRAIN_FILES", kind="list")
+    test_files: tuple[str, ...] = var((), "TEST_FILES",
+                                      "pre-split clip lists used as the test split as given "
+                                      "(DeepSpeech --test_files); see TRAIN_FILES", kind="list")
 
 
 @dataclass(frozen=True)
@@ -240,8 +264,19 @@ class Config:
         section, name = _ENV_INDEX[env]
         return getattr(getattr(self, section), name)
 
+    def split_files(self) -> dict[str, tuple[str, ...]]:
+        """The pre-split lists (TRAIN_FILES, DEV_FILES, TEST_FILES) that are set, by split."""
+        d = self.data
+        return {sp: files for sp, files in (("train", d.train_files), ("dev", d.dev_files),
+                                            ("test", d.test_files)) if files}
+
     def active_corpora(self) -> tuple[str, ...]:
-        """CORPORA, or the language pack's corpus list when CORPORA is empty."""
+        """CORPORA, or the language pack's corpus list when CORPORA is empty. Pre-split lists
+        (TRAIN_FILES...) are enough on their own, as in DeepSpeech: they add the `csv` corpus and
+        replace the pack's list (CORPORA still adds corpora to them)."""
+        if self.split_files():
+            named = self.general.corpora
+            return named if "csv" in named else (*named, "csv")
         if self.general.corpora:
             return self.general.corpora
         from pipeline.langs import load_pack
@@ -604,6 +639,10 @@ def _cross_checks(cfg: Config) -> list[str]:
     if cfg.data.min_duration >= cfg.data.max_duration:
         problems.append(f"MIN_DURATION={cfg.data.min_duration:g} must be smaller than "
                         f"MAX_DURATION={cfg.data.max_duration:g}")
+    if cfg.split_files() and cfg.data.csv_list:
+        problems.append(f"CSV_LIST={cfg.data.csv_list} and TRAIN_FILES/DEV_FILES/TEST_FILES are both "
+                        f"set: the csv importer reads one or the other (put a 'split' column in "
+                        f"CSV_LIST, or list its clips in TRAIN_FILES/DEV_FILES/TEST_FILES)")
     return problems
 
 

@@ -65,6 +65,7 @@ class Transcriber:
     alpha: float | None = None
     beta: float | None = None
     vad_min_s: float = 20.0     # files longer than this are split with webrtcvad
+    model_name: str = "the model"  # for error messages (the --model file)
     _decoder: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -84,7 +85,8 @@ class Transcriber:
             # read like the DeepSpeech client; on a weak model the fast pruning loses words the
             # client keeps (tests/export/test_export_legacy.py).
             self._decoder = Decoder(self.model.alphabet, self.scorer, alpha, beta,
-                                    self.beam_width or self.model.beam_width, pruning=WIDE, rescue=None)
+                                    self.beam_width or self.model.beam_width, pruning=WIDE, rescue=None,
+                                    model_name=self.model_name)
 
     def decode(self, probs: np.ndarray) -> str:
         if len(probs) == 0:

@@ -58,7 +58,8 @@ class LegacyResult:
 
 def transcribe(runtime: str, model: Path, wavs: list[Path], scorer: Path | None = None,
                beam_width: int | None = None, timeout: float | None = None) -> LegacyResult:
-    """Transcribe 16 kHz mono PCM16 `wavs` with `runtime` in a child process."""
+    """Transcribe mono PCM16 `wavs` at the model's sample rate (16 kHz unless exported with
+    AUDIO_SAMPLE_RATE) with `runtime` in a child process."""
     from tests.helpers import SUBPROCESS_TIMEOUT  # here: this file also runs as a script
 
     timeout = SUBPROCESS_TIMEOUT if timeout is None else timeout
@@ -91,10 +92,11 @@ def _load(runtime: str) -> tuple[ctypes.CDLL, str]:
     return ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL), prefix
 
 
-def _read_pcm16(path: Path) -> bytes:
+def _read_pcm16(path: Path, rate: int = 16000) -> bytes:
     with wave.open(str(path), "rb") as w:
-        if w.getframerate() != 16000 or w.getnchannels() != 1 or w.getsampwidth() != 2:
-            raise SystemExit(f"{path}: legacy runtimes need 16 kHz mono PCM16")
+        if w.getframerate() != rate or w.getnchannels() != 1 or w.getsampwidth() != 2:
+            raise SystemExit(f"{path}: this model needs {rate} Hz mono PCM16 (the C clients do not "
+                             f"resample either)")
         return w.readframes(w.getnframes())
 
 
@@ -125,6 +127,8 @@ def _main(argv: list[str]) -> int:
     f("FreeString").argtypes = [ctypes.c_void_p]
     f("FreeModel").argtypes = [ctypes.c_void_p]
     f("SetModelBeamWidth").argtypes = [ctypes.c_void_p, ctypes.c_uint]
+    f("GetModelSampleRate").argtypes = [ctypes.c_void_p]
+    f("GetModelSampleRate").restype = ctypes.c_int
 
     def err(code: int) -> str:
         ptr = f("ErrorCodeToErrorMessage")(code)
@@ -148,8 +152,9 @@ def _main(argv: list[str]) -> int:
     if args.beam_width:
         f("SetModelBeamWidth")(state, args.beam_width)
     texts, times = [], []
+    rate = f("GetModelSampleRate")(state)  # the runtime reads it from the model's metadata
     for wav in args.wavs:
-        pcm = _read_pcm16(Path(wav))
+        pcm = _read_pcm16(Path(wav), rate)
         n = len(pcm) // 2
         buf = (ctypes.c_short * n).from_buffer_copy(pcm)
         t0 = time.perf_counter()
@@ -159,7 +164,7 @@ def _main(argv: list[str]) -> int:
         if ptr:
             f("FreeString")(ptr)
     f("FreeModel")(state)
-    print(json.dumps({"transcripts": texts, "load_s": load_s, "stt_s": times,
+    print(json.dumps({"transcripts": texts, "load_s": load_s, "stt_s": times, "sample_rate": rate,
                       "rss_before_kb": rss0, "rss_after_load_kb": rss_load,
                       "rss_peak_kb": _rss_kb("VmHWM")}))
     return 0

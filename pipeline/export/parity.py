@@ -44,8 +44,9 @@ def check_parity(weights: dict[str, np.ndarray], artifacts: dict[str, Path],
     refs = [t for _, t in clips]
     report: dict[str, Any] = {"clips": [str(p) for p, _ in clips], "references": refs,
                               "artifacts": {}}
-    audio = [load_audio(p) for p, _ in clips]
-    ref_probs = [reference_probs(weights, context_windows(mfcc_frames(a))) for a in audio]
+    rate = next(iter(models.values())).sample_rate  # the exported metadata (AUDIO_SAMPLE_RATE)
+    audio = [load_audio(p, rate) for p, _ in clips]
+    ref_probs = [reference_probs(weights, context_windows(mfcc_frames(a, rate))) for a in audio]
     ckpt = [greedy_decode(p, alphabet) for p in ref_probs]
     wer, cer = wer_cer(refs, ckpt)
     report["checkpoint"] = {"transcripts": ckpt, "wer": wer, "cer": cer}

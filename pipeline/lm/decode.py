@@ -142,7 +142,8 @@ class Decoder:
 
     def __init__(self, alphabet: Alphabet, scorer_path: Path | None, alpha: float, beta: float,
                  beam_width: int, cutoff_top_n: int = 40, pruning: Pruning = FAST,
-                 rescue: Pruning | None = RESCUE, rescue_gap: float = RESCUE_GAP) -> None:
+                 rescue: Pruning | None = RESCUE, rescue_gap: float = RESCUE_GAP,
+                 model_name: str = "the model") -> None:
         from flashlight.lib.text import decoder as fl
         from flashlight.lib.text.decoder.kenlm import KenLM
         from flashlight.lib.text.dictionary import Dictionary
@@ -163,12 +164,10 @@ class Decoder:
         self._trie: Any = None
         self.rescued = 0  # utterances decoded a second time (for benchmarks and logs)
         if self.scorer_path is not None:
-            from pipeline.lm.scorer import read_scorer, vocabulary
+            from pipeline.lm.scorer import check_scorer_mode, read_scorer, vocabulary
 
             info = read_scorer(self.scorer_path)
-            if info.utf8:
-                raise ValueError(f"{self.scorer_path} is a UTF-8 (bytes) mode scorer; this decoder "
-                                 f"needs an alphabet-mode scorer")
+            check_scorer_mode(info, model_utf8=False, model=model_name)
             self.words = list(vocabulary(info, alphabet))
             self._word_dict = Dictionary([*self.words, "<unk>"])
             self._unk = self._word_dict.get_index("<unk>")

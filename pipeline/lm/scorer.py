@@ -261,6 +261,15 @@ def read_scorer(path: Path, lm_size: int | None = None) -> ScorerInfo:
     return ScorerInfo(path, lm_size, alpha, beta, bool(utf8), fst_offset, header, data)
 
 
+def check_scorer_mode(info: ScorerInfo, model_utf8: bool, model: str | Path = "the model") -> None:
+    """One-line ConfigError when the scorer's mode (UTF-8 bytes or alphabet) is not the model's."""
+    if info.utf8 == model_utf8:
+        return
+    mode = {True: "a UTF-8 (bytes output mode)", False: "an alphabet-mode"}
+    raise ConfigError(f"scorer {info.path} is {mode[info.utf8]} scorer but model {model} is "
+                      f"{mode[model_utf8]} model: use {mode[model_utf8]} scorer with this model")
+
+
 def set_scorer_defaults(path: Path, alpha: float, beta: float) -> None:
     """Rewrite the default alpha/beta of a scorer package in place (atomically)."""
     info = read_scorer(path)

@@ -44,6 +44,7 @@ class Samples:
     labels: list[list[int]]
     frames: np.ndarray          # feature frames per sample
     rejected: Counter = field(default_factory=Counter)
+    sample_rate: int = SAMPLE_RATE  # AUDIO_SAMPLE_RATE: every wav of the set has it
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -54,7 +55,7 @@ class Samples:
 
     def subset(self, n: int) -> Samples:
         return Samples(self.paths[:n], self.transcripts[:n], self.labels[:n], self.frames[:n],
-                       self.rejected)
+                       self.rejected, self.sample_rate)
 
     @functools.cached_property
     def tensors(self) -> SetTensors:
@@ -89,15 +90,15 @@ class SetTensors:
         return cls(values, lengths, (lengths + repeats).astype(np.int32), paths)
 
 
-def _probe(path: str) -> tuple[int, str | None]:
+def _probe(path: str, sample_rate: int = SAMPLE_RATE) -> tuple[int, str | None]:
     import soundfile as sf
 
     try:
         info = sf.info(path)
     except Exception:
         return 0, "unreadable or missing wav"
-    if info.samplerate != SAMPLE_RATE:
-        return 0, f"sample rate {info.samplerate} != {SAMPLE_RATE}"
+    if info.samplerate != sample_rate:
+        return 0, f"sample rate {info.samplerate} != {sample_rate}"
     if info.channels != 1:
         return 0, "not mono"
     if info.subtype != "PCM_16":
@@ -106,7 +107,7 @@ def _probe(path: str) -> tuple[int, str | None]:
 
 
 def load_samples(csv_files: Sequence[Path], alphabet: Alphabet, name: str = "set",
-                 limit: int | None = None) -> Samples:
+                 limit: int | None = None, sample_rate: int = SAMPLE_RATE) -> Samples:
     """Read and check the rows of `csv_files`; log a table of rejection reasons."""
     rows: list[tuple[str, str]] = []
     for f in csv_files:
@@ -114,7 +115,7 @@ def load_samples(csv_files: Sequence[Path], alphabet: Alphabet, name: str = "set
     if limit:
         rows = rows[:limit]
     with ThreadPoolExecutor(8) as pool:
-        probes = list(pool.map(_probe, [r[0] for r in rows]))
+        probes = list(pool.map(lambda p: _probe(p, sample_rate), [r[0] for r in rows]))
     paths, texts, labels, frames = [], [], [], []
     rejected: Counter = Counter()
     examples: dict[str, str] = {}
@@ -126,7 +127,7 @@ def load_samples(csv_files: Sequence[Path], alphabet: Alphabet, name: str = "set
         ids: list[int] = []
         if problem is None:
             ids = alphabet.encode(text)
-            if num_frames(n_samples) < ctc_min_frames(ids):
+            if num_frames(n_samples, sample_rate) < ctc_min_frames(ids):
                 problem = "audio too short for its transcript (CTC infeasible)"
         if problem is not None:
             rejected[problem] += 1
@@ -135,10 +136,10 @@ def load_samples(csv_files: Sequence[Path], alphabet: Alphabet, name: str = "set
         paths.append(path)
         texts.append(text)
         labels.append(ids)
-        frames.append(num_frames(n_samples))
+        frames.append(num_frames(n_samples, sample_rate))
     for reason, count in rejected.most_common():
         log.warning("%s: dropped %d row(s): %s (e.g. %s)", name, count, reason, examples[reason])
-    return Samples(paths, texts, labels, np.asarray(frames, np.int64), rejected)
+    return Samples(paths, texts, labels, np.asarray(frames, np.int64), rejected, sample_rate)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,8 +232,10 @@ class FeatureCache:
         frames = np.asarray(samples.frames, np.int64)
         self.row_splits = np.concatenate([[0], np.cumsum(frames)]).astype(np.int64)
         self.values = np.zeros((int(self.row_splits[-1]), N_INPUT), self.DTYPE)
+        rate = samples.sample_rate
         ds = tf.data.Dataset.from_tensor_slices(samples.paths).map(
-            wav_file_to_mfcc, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            lambda p: wav_file_to_mfcc(p, rate), num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True)
         for i, f in enumerate(ds.prefetch(8)):
             a, b = self.row_splits[i], self.row_splits[i + 1]
             self.values[a:b] = f.numpy()[: b - a]
@@ -290,7 +293,7 @@ def make_dataset(samples: Samples, batch_order: Sequence[int], plan: list[list[i
             audio = audio[:, 0]
             if augment is not None:
                 audio = augment.audio(audio, i)
-            feats = audio_to_mfcc(audio)
+            feats = audio_to_mfcc(audio, samples.sample_rate)
         if augment is not None:
             feats = augment.features(feats, i, min_frames[i])
         return feats

@@ -18,14 +18,15 @@ from pipeline.model.geometry import (
     N_INPUT,
     N_WINDOW,
     SAMPLE_RATE,
-    STEP_SAMPLES,
-    WINDOW_SAMPLES,
+    step_samples,
+    window_samples,
 )
 
 
-def num_frames(n_samples: int) -> int:
+def num_frames(n_samples: int, sample_rate: int = SAMPLE_RATE) -> int:
     """Feature frames of a clip of `n_samples` samples (trailing partial window dropped)."""
-    return 0 if n_samples < WINDOW_SAMPLES else (n_samples - WINDOW_SAMPLES) // STEP_SAMPLES + 1
+    win, step = window_samples(sample_rate), step_samples(sample_rate)
+    return 0 if n_samples < win else (n_samples - win) // step + 1
 
 
 def ctc_min_frames(labels: Sequence[Any]) -> int:
@@ -34,30 +35,33 @@ def ctc_min_frames(labels: Sequence[Any]) -> int:
     return len(labels) + sum(1 for a, b in zip(labels, labels[1:], strict=False) if a == b)
 
 
-def audio_to_mfcc(audio: Any) -> Any:
-    """float32 mono samples [N] in [-1, 1] -> MFCC [T, 26] (T may be 0)."""
+def audio_to_mfcc(audio: Any, sample_rate: int = SAMPLE_RATE) -> Any:
+    """float32 mono samples [N] in [-1, 1] at `sample_rate` -> MFCC [T, 26] (T may be 0). The
+    32 ms window and 20 ms step scale with the rate (AUDIO_SAMPLE_RATE), as in DeepSpeech."""
     import tensorflow as tf
+
+    win, step = window_samples(sample_rate), step_samples(sample_rate)
 
     audio = tf.reshape(tf.cast(audio, tf.float32), [-1, 1])
     # AudioSpectrogram needs at least one window; pad very short clips so the op never fails and
     # then drop the fake frame.
     n = tf.shape(audio)[0]
-    padded = tf.pad(audio, [[0, tf.maximum(0, WINDOW_SAMPLES - n)], [0, 0]])
-    spec = tf.raw_ops.AudioSpectrogram(input=padded, window_size=WINDOW_SAMPLES, stride=STEP_SAMPLES,
+    padded = tf.pad(audio, [[0, tf.maximum(0, win - n)], [0, 0]])
+    spec = tf.raw_ops.AudioSpectrogram(input=padded, window_size=win, stride=step,
                                        magnitude_squared=True)
-    mfcc = tf.raw_ops.Mfcc(spectrogram=spec, sample_rate=SAMPLE_RATE, dct_coefficient_count=N_INPUT,
-                           upper_frequency_limit=SAMPLE_RATE / 2)
+    mfcc = tf.raw_ops.Mfcc(spectrogram=spec, sample_rate=sample_rate, dct_coefficient_count=N_INPUT,
+                           upper_frequency_limit=sample_rate / 2)
     mfcc = tf.reshape(mfcc, [-1, N_INPUT])
-    frames = tf.where(n >= WINDOW_SAMPLES, tf.shape(mfcc)[0], 0)
+    frames = tf.where(n >= win, tf.shape(mfcc)[0], 0)
     return mfcc[:frames]
 
 
-def wav_file_to_mfcc(path: Any) -> Any:
-    """Path tensor of a 16 kHz mono PCM16 wav -> MFCC [T, 26]."""
+def wav_file_to_mfcc(path: Any, sample_rate: int = SAMPLE_RATE) -> Any:
+    """Path tensor of a mono PCM16 wav at `sample_rate` (16 kHz unless AUDIO_SAMPLE_RATE) -> MFCC."""
     import tensorflow as tf
 
     audio, _rate = tf.audio.decode_wav(tf.io.read_file(path), desired_channels=1)
-    return audio_to_mfcc(audio[:, 0])
+    return audio_to_mfcc(audio[:, 0], sample_rate)
 
 
 def add_context(features: Any) -> Any:

@@ -42,6 +42,7 @@ def step_samples(sample_rate: int) -> int:
 LSTM_SCOPE = "cudnn_lstm/rnn/multi_rnn_cell/cell_0/cudnn_compatible_lstm_cell"
 LSTM_KERNEL = f"{LSTM_SCOPE}/kernel"   # [n_in + H, 4H], input rows first, gates i, c̃, f, o
 LSTM_BIAS = f"{LSTM_SCOPE}/bias"       # [4H], forget bias 0 (DeepSpeech sets forget_bias=0)
+DENSE_LAYERS = ("layer_1", "layer_2", "layer_3", "layer_5", "layer_6")
 
 
 def weight_shapes(n_hidden: int, n_classes: int) -> dict[str, tuple[int, ...]]:

@@ -57,7 +57,8 @@ def acoustic_outputs(cfg: Config, paths: Paths, csv_files: list[Path], checkpoin
         raise MissingInputError(f"checkpoint {checkpoint} does not exist; run the train stage first")
     alphabet = Alphabet.from_file(paths.alphabet)
     model = load_checkpoint_model(checkpoint, alphabet)
-    samples = load_samples([Path(c) for c in csv_files], alphabet, "eval", limit)
+    samples = load_samples([Path(c) for c in csv_files], alphabet, "eval", limit,
+                           cfg.data.audio_sample_rate)
     plan = plan_batches(samples.frames, cfg.train.batch_size)
     ds = make_dataset(samples, list(range(len(plan))), plan)
     infer = tf.function(lambda f: model(f),

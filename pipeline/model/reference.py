@@ -23,8 +23,8 @@ from pipeline.model.geometry import (
     N_WINDOW,
     RELU_CLIP,
     SAMPLE_RATE,
-    STEP_SAMPLES,
-    WINDOW_SAMPLES,
+    step_samples,
+    window_samples,
 )
 
 
@@ -68,9 +68,12 @@ def _dct_matrix(n_in: int = 40, n_out: int = N_INPUT) -> np.ndarray:
     return (math.sqrt(2.0 / n_in) * np.cos(i * (math.pi / n_in) * (j + 0.5))).T  # [in, out]
 
 
-def mfcc_frames(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, window: int = WINDOW_SAMPLES,
-                step: int = STEP_SAMPLES, pad_last: bool = True) -> np.ndarray:
-    """[frames, 26] MFCCs. `pad_last` adds the client's zero-padded final partial window."""
+def mfcc_frames(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, window: int | None = None,
+                step: int | None = None, pad_last: bool = True) -> np.ndarray:
+    """[frames, 26] MFCCs. `pad_last` adds the client's zero-padded final partial window. The
+    window and step default to 32 ms and 20 ms at `sample_rate` (512/320 at 16 kHz)."""
+    window = window_samples(sample_rate) if window is None else window
+    step = step_samples(sample_rate) if step is None else step
     x = np.asarray(samples, np.float32)
     n = len(x)
     full = 0 if n < window else (n - window) // step + 1

@@ -51,7 +51,8 @@ TRAINING_SETTINGS = ("MODEL_LANGUAGE", "BATCH_SIZE", "EPOCHS", "LEARNING_RATE", 
                      "EARLY_STOP", "ES_STOP", "ES_MIN_DELTA", "REDUCE_LR_ON_PLATEAU", "PLATEAU_EPOCHS",
                      "PLATEAU_REDUCTION", "AMP", "TRANSFER_LEARNING", "TRANSFER_CHECKPOINT",
                      "DROP_SOURCE_LAYERS", "AUGMENT", "RANDOM_SEED", "FAST_TRAIN", "MAX_BATCH_SECONDS",
-                     "TRAIN_MAX_MINUTES", "TRANSFER_KEEP_SHARED_CHARS", "FEATURE_CACHE")
+                     "TRAIN_MAX_MINUTES", "TRANSFER_KEEP_SHARED_CHARS", "FEATURE_CACHE",
+                     "AUDIO_SAMPLE_RATE")
 BEST_INFO = "best_dev.json"
 
 
@@ -174,8 +175,10 @@ class Trainer:
         cfg, tc, dist = self.cfg, self.tc, self.dist
         limit_train, limit_dev = ((FAST_TRAIN.train_samples, FAST_TRAIN.dev_samples)
                                   if cfg.general.fast_train else (None, None))
-        self.train_set = load_samples(self.train_csvs, self.alphabet, "train", limit_train)
-        self.dev_set = load_samples(self.dev_csvs, self.alphabet, "dev", limit_dev) if self.dev_csvs else None
+        rate = cfg.data.audio_sample_rate
+        self.train_set = load_samples(self.train_csvs, self.alphabet, "train", limit_train, rate)
+        self.dev_set = load_samples(self.dev_csvs, self.alphabet, "dev", limit_dev, rate) \
+            if self.dev_csvs else None
         if len(self.train_set) == 0:
             raise MissingInputError(f"no usable training samples in {', '.join(map(str, self.train_csvs))}")
         log.info("train: %d samples (%.2f h), dev: %d samples (%.2f h), %d replica(s), %s",
@@ -376,6 +379,7 @@ class Trainer:
                          _fmt(state["best_dev_loss"]), state["es_counter"], state["plateau_reductions"],
                          f", transfer from {state['transfer_from']} (not re-applied)"
                          if state.get("transfer_from") else "")
+            self._log_best_on_resume(state)
             return state
         state = fresh_state(self.cfg, self.alphabet)
         if self.tc.transfer_learning:
@@ -385,6 +389,22 @@ class Trainer:
         log.info("starting training from %s", "transferred weights" if state["transfer_from"]
                  else "random initialization")
         return state
+
+    def _log_best_on_resume(self, state: dict[str, Any]) -> None:
+        """Say which best validating checkpoint a resume continues from (DeepSpeech logged
+        `Loading best validating checkpoint from ...`; its smoke test checks that line)."""
+        try:
+            best = json.loads((self.paths.best_checkpoint_dir / BEST_INFO).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        name = f"{self.paths.best_checkpoint_dir.name}/best_dev-{best.get('global_step')}"
+        if best.get("global_step") == state["global_step"]:
+            log.info("loaded the best validating checkpoint %s (epoch %s, dev loss %s): the latest "
+                     "checkpoint is the best one", name, best.get("epoch"), _fmt(best.get("dev_loss")))
+        else:
+            log.info("best validating checkpoint so far: %s (epoch %s, dev loss %s); resuming from the "
+                     "latest checkpoint (exact resume), the best one stays in %s", name,
+                     best.get("epoch"), _fmt(best.get("dev_loss")), self.paths.best_checkpoint_dir)
 
     def _check_finite_weights(self, state: dict[str, Any]) -> None:
         """Never write a checkpoint with NaN/inf weights: a resume or an export would inherit them."""
@@ -678,7 +698,7 @@ class Trainer:
         from pipeline.model.features import wav_file_to_mfcc
 
         for i in range(n):
-            feats = wav_file_to_mfcc(tf.constant(self.dev_set.paths[i]))
+            feats = wav_file_to_mfcc(tf.constant(self.dev_set.paths[i]), self.dev_set.sample_rate)
             logits = self.model(feats[tf.newaxis], compute_dtype=self.compute)[:, 0, :].numpy()
             log.info("  dev sample %d: %r -> %r", i + 1, self.dev_set.transcripts[i],
                      greedy_decode(logits, self.alphabet))

@@ -46,7 +46,8 @@ def run_export(cfg: Config, paths: Paths, weights: dict[str, np.ndarray]) -> dic
     if n_hidden != cfg.train.n_hidden:
         log.warning("best checkpoint has N_HIDDEN=%d, config says %d: exporting the checkpoint's",
                     n_hidden, cfg.train.n_hidden)
-    res = export_models(weights, alphabet, paths.models, n_hidden, cfg.lm.beam_width, language)
+    res = export_models(weights, alphabet, paths.models, n_hidden, cfg.lm.beam_width, language,
+                        sample_rate=cfg.data.audio_sample_rate)
     artifacts = {"pb": res.pb, "pbmm": res.pbmm, "tflite_fp32": res.tflite_fp32,
                  "tflite": res.tflite}
     report: dict[str, Any] = {"sizes": {k: p.stat().st_size for k, p in artifacts.items()},
@@ -84,7 +85,8 @@ STAGE = Stage(
     name="export",
     help="export .pb, .pbmm and .tflite models into models/",
     run=run,
-    config_keys=("MODEL_LANGUAGE", "N_HIDDEN", "BEAM_WIDTH", "ONLY_EXPORT", "EXPORT_PARITY_CLIPS"),
+    config_keys=("MODEL_LANGUAGE", "N_HIDDEN", "BEAM_WIDTH", "ONLY_EXPORT", "EXPORT_PARITY_CLIPS",
+                 "AUDIO_SAMPLE_RATE"),
     depends_on=("train", "alphabet"),
     requires=lambda cfg, paths: [paths.best_checkpoint_dir, paths.alphabet],
     produces=lambda cfg, paths: [paths.output_graph_pb, paths.output_graph_pbmm,

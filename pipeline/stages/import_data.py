@@ -43,14 +43,20 @@ def sources_identity(cfg: Config, paths: Paths) -> list[tuple[str, int, int]]:
                   if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".part"))
 
 
-def write_heldout(cfg: Config, paths: Paths) -> int:
-    """Every dev/test transcript of the active corpora, sorted and unique (the LM excludes them)."""
+def write_heldout(cfg: Config, paths: Paths) -> tuple[int, int]:
+    """Every dev/test transcript of the active corpora that is not also a train transcript, sorted
+    and unique (the LM excludes them). Returns (held out, also in train so left in the LM text):
+    the second is 0 unless splits are used as given and overlap."""
     sentences: set[str] = set()
     for split in ("dev", "test"):
         for csv_path in split_csvs(cfg, paths, split):
             sentences.update(r.transcript for r in read_rows(csv_path))
-    write_text(paths.heldout_sentences, "".join(f"{s}\n" for s in sorted(sentences)))
-    return len(sentences)
+    train: set[str] = set()
+    for csv_path in split_csvs(cfg, paths, "train"):
+        train.update(r.transcript for r in read_rows(csv_path))
+    heldout = sentences - train
+    write_text(paths.heldout_sentences, "".join(f"{s}\n" for s in sorted(heldout)))
+    return len(heldout), len(sentences & train)
 
 
 def run(ctx: StageContext) -> None:
@@ -85,8 +91,11 @@ def run(ctx: StageContext) -> None:
                 f"({100 * report.kept_ratio:.1f}% < MIN_KEPT_RATIO={cfg.data.min_kept_ratio:g}); "
                 f"top reasons: {', '.join(f'{r} {n}' for n, r in top) or 'none'}{example}; see "
                 f"{paths.corpus_quarantine(key)}")
-    n = write_heldout(cfg, paths)
+    n, in_train = write_heldout(cfg, paths)
     log.info("held-out sentences (dev+test): %d -> %s", n, paths.heldout_sentences)
+    if in_train:
+        log.warning("%d dev/test sentence(s) are also train sentences: the LM text keeps them (only "
+                    "dev/test sentences not in train are kept out of the LM)", in_train)
     if failures:
         from pipeline.text.alphabet_report import report_failed_import
 
@@ -105,7 +114,8 @@ STAGE = Stage(
     run=run,
     config_keys=("MODEL_LANGUAGE", "CORPORA", "ENGLISH_COMPATIBLE", "DUPLICATE_SENTENCE_COUNT",
                  "CV_ARCHIVE", "CV_CHECKSUM", "MIN_DURATION", "MAX_DURATION", "MIN_KEPT_RATIO",
-                 "RANDOM_SEED", "FAST_TRAIN", "CSV_LIST", "STRICT_ALPHABET"),
+                 "RANDOM_SEED", "FAST_TRAIN", "CSV_LIST", "STRICT_ALPHABET", "TRAIN_FILES", "DEV_FILES",
+                 "TEST_FILES", "AUDIO_SAMPLE_RATE"),
     produces=produces,
     extra_fingerprint=combine_extras(sources=sources_identity,
                                      pack=pack_parts("alphabet", "normalizer", "corpora")),
