@@ -115,6 +115,11 @@ class DataConfig:
     min_kept_ratio: float = var(0.5, "MIN_KEPT_RATIO",
                                 "fail the import if a corpus keeps less than this fraction of its rows",
                                 min=0.0, max=1.0)
+    split_policy: str = var("speaker+sentence", "SPLIT_POLICY",
+                            "what dev/test must not share with train: speaker+sentence (falls back "
+                            "to speaker, sentence, none when it would keep less than MIN_KEPT_RATIO "
+                            "or no train rows), speaker, sentence or none",
+                            choices=("speaker+sentence", "speaker", "sentence", "none"))
     csv_list: str = var("", "CSV_LIST",
                         "csv importer: your clip list in sources/ (or an absolute path), "
                         "'path,transcript[,speaker]' or a DeepSpeech CSV (default: the pack's "

@@ -6,7 +6,9 @@ For each corpus of `cfg.active_corpora()`: the importer finds or downloads its a
 reason, makes deterministic speaker/sentence-disjoint splits and writes
 `extracted/<corpus>/<corpus>_{train,dev,test}.csv`, `<corpus>_quarantine.csv` and
 `import_report.json`. Finally `extracted/heldout_sentences.txt` lists every dev/test transcript.
-The stage fails only when a corpus keeps less than MIN_KEPT_RATIO of its rows.
+The stage fails only when a corpus keeps less than MIN_KEPT_RATIO of its rows (rows the split policy
+drops count) or has an empty train split. SPLIT_POLICY picks what dev/test must not share with train;
+the default falls back to a weaker policy when it would drop too much (the report and log say so).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import Config
 from pipeline.corpus_csv import read_rows, split_csvs
@@ -53,9 +56,22 @@ def write_heldout(cfg: Config, paths: Paths) -> int:
     return len(sentences)
 
 
+def empty_train_message(key: str, report: Any, cfg: Config, paths: Paths) -> str:
+    """The error for a corpus whose train split is empty, naming what to change."""
+    sizes = ", ".join(f"{sp} {int(report.splits.get(sp, {}).get('rows', 0))}" for sp in SPLITS)
+    if report.rows_kept == 0:
+        fix = f"no row was kept: fix the rows listed in {paths.corpus_quarantine(key)}"
+    elif report.split_method.get("method") == "official":
+        fix = "the corpus's own split has no train rows: give it training rows"
+    else:
+        fix = (f"SPLIT_POLICY={cfg.data.split_policy} leaves nothing for train: add clips (more "
+               f"speakers or sentences), or set SPLIT_POLICY=speaker, sentence or none")
+    return f"{key}: the train split is empty ({sizes} rows); {fix}"
+
+
 def run(ctx: StageContext) -> None:
     from importers import get_importer
-    from importers.base import POLICY_REASONS, ImportContext
+    from importers.base import UNCOUNTED_REASONS, ImportContext
     from importers.engine import import_rows
     from pipeline.download import archive_identity
 
@@ -74,8 +90,11 @@ def run(ctx: StageContext) -> None:
         log.info("%s", report.table())
         for note in report.notes:
             log.info("%s: %s", key, note)
-        if report.kept_ratio < cfg.data.min_kept_ratio:
-            top = sorted(((n, r) for r, n in report.reasons.items() if r not in POLICY_REASONS),
+        no_train = not report.splits.get("train", {}).get("rows")
+        if no_train and (report.rows_kept or report.kept_ratio >= cfg.data.min_kept_ratio):
+            failures.append(empty_train_message(key, report, cfg, paths))
+        elif report.kept_ratio < cfg.data.min_kept_ratio:
+            top = sorted(((n, r) for r, n in report.reasons.items() if r not in UNCOUNTED_REASONS),
                          reverse=True)[:3]
             # one example of the top reason, so the message itself says what to fix
             ex = report.examples.get(top[0][1], [{}])[0] if top else {}
@@ -88,8 +107,10 @@ def run(ctx: StageContext) -> None:
     n = write_heldout(cfg, paths)
     log.info("held-out sentences (dev+test): %d -> %s", n, paths.heldout_sentences)
     if failures:
+        ratio = any("MIN_KEPT_RATIO=" in f for f in failures)
         raise DataQualityError("import rejected too much data:\n  - " + "\n  - ".join(failures) +
-                               "\nFix the input, or lower MIN_KEPT_RATIO if this is expected.")
+                               ("\nFix the input, or lower MIN_KEPT_RATIO if this is expected."
+                                if ratio else ""))
 
 
 STAGE = Stage(
@@ -98,7 +119,7 @@ STAGE = Stage(
     run=run,
     config_keys=("MODEL_LANGUAGE", "CORPORA", "ENGLISH_COMPATIBLE", "DUPLICATE_SENTENCE_COUNT",
                  "CV_ARCHIVE", "CV_CHECKSUM", "MIN_DURATION", "MAX_DURATION", "MIN_KEPT_RATIO",
-                 "RANDOM_SEED", "FAST_TRAIN", "CSV_LIST"),
+                 "SPLIT_POLICY", "RANDOM_SEED", "FAST_TRAIN", "CSV_LIST"),
     produces=produces,
     extra_fingerprint=sources_identity,
 )
