@@ -4,6 +4,11 @@ text: training transcripts of every active corpus + the language pack's `lm_text
 like the labels, lower-cased, with every dev/test sentence removed (leakage would make WER look better
 than it is) → top-k vocabulary → `lmplz` → `filter` to the vocabulary → `build_binary -a A -q Q -v
 trie` (`-v` omits the vocabulary strings so the scorer trailer can follow the search data).
+
+Small vocabularies (commands, digits): their few sentences are in every split, so removing dev/test
+sentences leaves nothing. When that removal takes most of the text (`small_vocabulary_text`), the LM
+is built from the training sentences as they are (`text.mode = training_sentences` in the report,
+and a warning in the log) instead of failing.
 """
 
 from __future__ import annotations
@@ -143,6 +148,13 @@ def write_lm_text(out_gz: Path, sources: Iterable[tuple[str, Iterable[str]]], he
     return stats, counts
 
 
+def small_vocabulary_text(stats: TextStats) -> bool:
+    """True when removing dev/test sentences took most of the LM text: the corpus's sentences
+    repeat across splits (a command or digit vocabulary), so a held-out-free LM would be empty or
+    tiny. Sentence-disjoint splits never trigger this (train lines are never held-out ones)."""
+    return stats.words == 0 or stats.excluded_heldout > stats.lines
+
+
 def top_k_vocab(counts: collections.Counter[str], top_k: int) -> list[str]:
     """The `top_k` most frequent words; ties broken alphabetically so the result is reproducible."""
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -264,15 +276,35 @@ def build_language_model(cfg: Config, paths: Paths, pack: LanguagePack, tmp: Pat
                 if norm:
                     yield norm
 
-    sources: list[tuple[str, Iterator[str]]] = []
-    for url in pack.lm_text_urls:
-        local = download_text(url, paths.sources / "lm_text")
-        sources.append((url, external(local)))
-    for p in present:
-        sources.append((str(p.relative_to(paths.root)), read_transcripts(p)))
+    locals_ = [(url, download_text(url, paths.sources / "lm_text")) for url in pack.lm_text_urls]
+
+    def sources(keep_train_heldout: bool) -> list[tuple[str, Iterable[str]]]:
+        out: list[tuple[str, Iterable[str]]] = []
+        for url, local in locals_:
+            lines = external(local)
+            # external text never brings a held-out sentence, whatever the mode
+            out.append((url, (x for x in lines if clean_line(x) not in heldout)
+                        if keep_train_heldout else lines))
+        for p in present:
+            out.append((str(p.relative_to(paths.root)), read_transcripts(p)))
+        return out
 
     text_gz = tmp / "lm_text.txt.gz"
-    stats, counts = write_lm_text(text_gz, sources, heldout)
+    stats, counts = write_lm_text(text_gz, sources(False), heldout)
+    mode: dict[str, Any] = {"mode": "text_minus_heldout",
+            "detail": "training transcripts and LM text, dev/test sentences removed"}
+    if small_vocabulary_text(stats):
+        # A command/digit corpus repeats its few sentences in every split (speaker-disjoint
+        # splits): removing dev/test sentences empties the text. Its training sentences are
+        # legitimately known; only they (not external text) keep their dev/test duplicates.
+        removed = stats.excluded_heldout
+        stats, counts = write_lm_text(text_gz, sources(True), set())
+        mode = {"mode": "training_sentences", "heldout_duplicates_kept": removed,
+                "detail": f"removing dev/test sentences would drop {removed} lines and keep "
+                          f"fewer (small vocabulary): the LM is built from the training sentences "
+                          f"as they are, dev/test duplicates included ({stats.lines} lines, "
+                          f"{len(counts)} words)"}
+        log.warning("LM text: %s", mode["detail"])
     if stats.words == 0:
         raise MissingInputError("the LM text is empty after removing dev/test sentences; add "
                                 "training data or lm_text_urls to the language pack")
@@ -288,7 +320,8 @@ def build_language_model(cfg: Config, paths: Paths, pack: LanguagePack, tmp: Pat
     cov = coverage(set(vocab), heldout)
     report = {
         "text": {"lines": stats.lines, "words": stats.words, "unique_words": len(counts),
-                 "excluded_heldout_lines": stats.excluded_heldout, "sources": stats.sources},
+                 "excluded_heldout_lines": stats.excluded_heldout, "sources": stats.sources,
+                 **mode},
         "vocabulary": {"top_k": top_k, "size": len(vocab), "in_scorer": n_trie_words,
                        "not_spellable": len(vocab) - n_trie_words,
                        "share_of_text_tokens": round(sum(counts[w] for w in vocab) / stats.words, 4)},
