@@ -6,7 +6,8 @@ One function for acoustic labels and LM text alike, so both sides agree (the see
     normalize(text: str, pack: LanguagePack, english_compatible: bool = False) -> str | None
     normalize_verbose(text, pack, english_compatible) -> Normalized(text, reason, detail)
 
-Steps: symbols spelled out (pack table, before NFKC because NFKC rewrites "½" and "º") -> NFKC ->
+Steps: invisible format characters (soft hyphen, zero-width space, BOM: category Cf) removed ->
+symbols spelled out (pack table, before NFKC because NFKC rewrites "½" and "º") -> NFKC ->
 typographic apostrophes to "'" -> lowercase -> numbers to words (`num2words` in the pack's language:
 "50 000", "3,5", ordinals like "1er") -> dashes/punctuation to space, quotes removed -> foreign
 scripts rejected -> `ENGLISH_COMPATIBLE`: Unidecode transliteration (œ -> oe, é -> e) -> other Latin
@@ -188,7 +189,9 @@ def normalize_text(text: str, rules: TextRules) -> Normalized:
     """The normalization itself (see the module docstring)."""
     if not isinstance(text, str):
         return Normalized(None, INVALID, "not text")
-    s = unicodedata.normalize("NFC", text)
+    # Invisible format characters (Unicode category Cf: soft hyphen U+00AD, zero-width space and
+    # joiners, BOM, bidi marks) are layout hints, not text: removed, never a reason to reject.
+    s = "".join(c for c in unicodedata.normalize("NFC", text) if unicodedata.category(c) != "Cf")
     for key, word in rules.symbols:
         if key in s:
             s = s.replace(key, f" {word} ")
