@@ -42,8 +42,12 @@ def sources_identity(cfg: Config, paths: Paths) -> list[tuple[str, int, int]]:
     """Names, sizes and mtimes of what the user placed in sources/: a new archive reruns the import."""
     if not paths.sources.is_dir():
         return []
-    return sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in paths.sources.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".part"))
+    files = [p for p in paths.sources.iterdir() if p.is_file()]
+    # VoxForge comes as a folder of session archives: adding one reruns the import too
+    if (paths.sources / "voxforge").is_dir():
+        files += [p for p in (paths.sources / "voxforge").iterdir() if p.is_file()]
+    return sorted((p.relative_to(paths.sources).as_posix(), p.stat().st_size, int(p.stat().st_mtime))
+                  for p in files if not p.name.startswith(".") and not p.name.endswith(".part"))
 
 
 def write_heldout(cfg: Config, paths: Paths) -> int:
