@@ -126,3 +126,28 @@ def test_fallback_only_when_the_default_drops_too_much():
     two = [_s(f"t{i}", f"spk{i % 2}", f"w{i % 20}") for i in range(80)]
     _, _, i5 = choose_splits(two, False, 7, "speaker+sentence", 0.5)
     assert "fallback" not in i5 and i5["method"] == "sentence"
+
+
+def test_rows_dropped_by_the_split_policy_count_toward_min_kept_ratio(data_dir):
+    # half of each speaker's clips read a shared word, half a sentence of their own: the default
+    # policy drops some rows as split_overlap, keeps more than MIN_KEPT_RATIO (no fallback), and
+    # the report's ratio counts the dropped rows (it said 100 % of "considered" rows before)
+    lines = ["path,transcript,speaker"]
+    for wav in sorted(FSDD.glob("*.wav")):
+        digit, speaker, _ = wav.stem.split("_")
+        text = WORDS[int(digit)] if int(digit) < 5 else f"{WORDS[int(digit)]} for {speaker}"
+        lines.append(f"{wav},{text},{speaker}")
+    (data_dir / "sources" / "mixed.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _, paths = run_stages(data_dir, CORPORA="csv", CSV_LIST="mixed.csv", MODEL_LANGUAGE="en",
+                          MIN_DURATION="0.1")
+    rep = report(paths, "csv")
+    assert "fallback" not in rep["split_method"]
+    overlap = rep["reasons"]["split_overlap"]
+    assert overlap > 0 and rep["rows_considered"] == 60
+    assert rep["kept_ratio"] == round(rep["rows_kept"] / 60, 4)
+    assert rep["rows_kept"] + overlap <= 60 and 0.5 <= rep["kept_ratio"] < 1.0
+    # the same corpus under a stricter MIN_KEPT_RATIO falls back instead of failing
+    _, paths = run_stages(data_dir, CORPORA="csv", CSV_LIST="mixed.csv", MODEL_LANGUAGE="en",
+                          MIN_DURATION="0.1", MIN_KEPT_RATIO="0.9")
+    rep = report(paths, "csv")
+    assert rep["split_method"]["fallback"]["to"] == "speaker" and rep["kept_ratio"] == 1.0
