@@ -501,8 +501,7 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
     report.settings = {"MIN_DURATION": cfg.data.min_duration, "MAX_DURATION": cfg.data.max_duration,
                        "ENGLISH_COMPATIBLE": cfg.data.english_compatible,
                        "DUPLICATE_SENTENCE_COUNT": cfg.data.duplicate_sentence_count,
-                       "RANDOM_SEED": seed, "FAST_TRAIN": cfg.general.fast_train,
-                       "SPLIT_POLICY": cfg.data.split_policy, "MIN_KEPT_RATIO": cfg.data.min_kept_ratio}
+                       "RANDOM_SEED": seed, "FAST_TRAIN": cfg.general.fast_train}
     report.elapsed_s = round(time.monotonic() - start, 2)
     write_json(paths.corpus_report(key), report.to_json())
     return report

@@ -7,8 +7,8 @@ trie` (`-v` omits the vocabulary strings so the scorer trailer can follow the se
 
 Small vocabularies (commands, digits): their few sentences are in every split, so removing dev/test
 sentences leaves nothing. When that removal takes most of the text (`small_vocabulary_text`), the LM
-is built from the training sentences as they are (`text.mode = training_sentences` in the report,
-and a warning in the log) instead of failing.
+is built from the training transcripts alone, as they are (`text.mode = training_sentences` in the
+report, and a warning in the log) instead of failing.
 """
 
 from __future__ import annotations
@@ -155,6 +155,19 @@ def small_vocabulary_text(stats: TextStats) -> bool:
     return stats.words == 0 or stats.excluded_heldout > stats.lines
 
 
+def text_mode(stats: TextStats) -> dict[str, Any]:
+    """What the LM is built from, for the report: the text minus dev/test sentences, or (a small
+    vocabulary, `small_vocabulary_text`) the training sentences as they are."""
+    if not small_vocabulary_text(stats):
+        return {"mode": "text_minus_heldout",
+                "detail": "training transcripts and LM text, dev/test sentences removed"}
+    return {"mode": "training_sentences", "heldout_duplicates_kept": stats.excluded_heldout,
+            "detail": f"removing dev/test sentences would drop {stats.excluded_heldout} lines and "
+                      f"keep {stats.lines} (small vocabulary: the same sentences in every split): "
+                      f"the LM is built from the training sentences as they are, dev/test "
+                      f"duplicates included"}
+
+
 def top_k_vocab(counts: collections.Counter[str], top_k: int) -> list[str]:
     """The `top_k` most frequent words; ties broken alphabetically so the result is reproducible."""
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -276,34 +289,22 @@ def build_language_model(cfg: Config, paths: Paths, pack: LanguagePack, tmp: Pat
                 if norm:
                     yield norm
 
-    locals_ = [(url, download_text(url, paths.sources / "lm_text")) for url in pack.lm_text_urls]
-
-    def sources(keep_train_heldout: bool) -> list[tuple[str, Iterable[str]]]:
-        out: list[tuple[str, Iterable[str]]] = []
-        for url, local in locals_:
-            lines = external(local)
-            # external text never brings a held-out sentence, whatever the mode
-            out.append((url, (x for x in lines if clean_line(x) not in heldout)
-                        if keep_train_heldout else lines))
-        for p in present:
-            out.append((str(p.relative_to(paths.root)), read_transcripts(p)))
-        return out
+    sources: list[tuple[str, Iterator[str]]] = []
+    for url in pack.lm_text_urls:
+        local = download_text(url, paths.sources / "lm_text")
+        sources.append((url, external(local)))
+    for p in present:
+        sources.append((str(p.relative_to(paths.root)), read_transcripts(p)))
 
     text_gz = tmp / "lm_text.txt.gz"
-    stats, counts = write_lm_text(text_gz, sources(False), heldout)
-    mode: dict[str, Any] = {"mode": "text_minus_heldout",
-            "detail": "training transcripts and LM text, dev/test sentences removed"}
-    if small_vocabulary_text(stats):
-        # A command/digit corpus repeats its few sentences in every split (speaker-disjoint
-        # splits): removing dev/test sentences empties the text. Its training sentences are
-        # legitimately known; only they (not external text) keep their dev/test duplicates.
-        removed = stats.excluded_heldout
-        stats, counts = write_lm_text(text_gz, sources(True), set())
-        mode = {"mode": "training_sentences", "heldout_duplicates_kept": removed,
-                "detail": f"removing dev/test sentences would drop {removed} lines and keep "
-                          f"fewer (small vocabulary): the LM is built from the training sentences "
-                          f"as they are, dev/test duplicates included ({stats.lines} lines, "
-                          f"{len(counts)} words)"}
+    stats, counts = write_lm_text(text_gz, sources, heldout)
+    mode = text_mode(stats)
+    if mode["mode"] == "training_sentences":
+        # only the training transcripts, as they are: external text would dilute a closed
+        # vocabulary and could bring held-out sentences of its own
+        stats, counts = write_lm_text(
+            text_gz, [(str(p.relative_to(paths.root)), read_transcripts(p)) for p in present], set())
+        mode["detail"] += f" ({stats.lines} lines, {len(counts)} words)"
         log.warning("LM text: %s", mode["detail"])
     if stats.words == 0:
         raise MissingInputError("the LM text is empty after removing dev/test sentences; add "

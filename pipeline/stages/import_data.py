@@ -85,6 +85,7 @@ def run(ctx: StageContext) -> None:
     modules = {key: get_importer(key) for key in corpora}  # unknown keys fail before any work
     paths.sources.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
+    empty_train: list[str] = []
     for key, mod in modules.items():
         log.info("importing %s (%s)", key, mod.TITLE)
         source = mod.download(ictx)
@@ -96,7 +97,7 @@ def run(ctx: StageContext) -> None:
             log.info("%s: %s", key, note)
         no_train = not report.splits.get("train", {}).get("rows")
         if no_train and (report.rows_kept or report.kept_ratio >= cfg.data.min_kept_ratio):
-            failures.append(empty_train_message(key, report, cfg, paths))
+            empty_train.append(empty_train_message(key, report, cfg, paths))
         elif report.kept_ratio < cfg.data.min_kept_ratio:
             top = sorted(((n, r) for r, n in report.reasons.items() if r not in UNCOUNTED_REASONS),
                          reverse=True)[:3]
@@ -110,20 +111,20 @@ def run(ctx: StageContext) -> None:
                 f"{paths.corpus_quarantine(key)}")
     n = write_heldout(cfg, paths)
     log.info("held-out sentences (dev+test): %d -> %s", n, paths.heldout_sentences)
+    if empty_train:
+        raise DataQualityError("import left nothing to train on:\n  - " + "\n  - ".join(empty_train))
     if failures:
-        ratio = any("MIN_KEPT_RATIO=" in f for f in failures)
         raise DataQualityError("import rejected too much data:\n  - " + "\n  - ".join(failures) +
-                               ("\nFix the input, or lower MIN_KEPT_RATIO if this is expected."
-                                if ratio else ""))
+                               "\nFix the input, or lower MIN_KEPT_RATIO if this is expected.")
 
 
 STAGE = Stage(
     name="import",
     help="import corpora into extracted/<corpus>/ (CSVs, wavs, reports)",
     run=run,
-    config_keys=("MODEL_LANGUAGE", "CORPORA", "ENGLISH_COMPATIBLE", "DUPLICATE_SENTENCE_COUNT",
+    config_keys=("MODEL_LANGUAGE", "CORPORA", "SPLIT_POLICY", "ENGLISH_COMPATIBLE", "DUPLICATE_SENTENCE_COUNT",
                  "CV_ARCHIVE", "CV_CHECKSUM", "MIN_DURATION", "MAX_DURATION", "MIN_KEPT_RATIO",
-                 "SPLIT_POLICY", "RANDOM_SEED", "FAST_TRAIN", "CSV_LIST"),
+                 "RANDOM_SEED", "FAST_TRAIN", "CSV_LIST"),
     produces=produces,
     extra_fingerprint=sources_identity,
 )

@@ -1,8 +1,7 @@
 """lm: LM text -> KenLM binary -> lm/kenlm.scorer (DeepSpeech 0.9 package format).
 
 Text = train transcripts of every active corpus + the language pack's `lm_text_urls` (normalized like
-the labels), minus every dev/test sentence (`extracted/heldout_sentences.txt`); for a small vocabulary whose
-sentences repeat across splits, the training sentences as they are (the report says which). FAST_TRAIN caps the
+the labels), minus every dev/test sentence (`extracted/heldout_sentences.txt`). FAST_TRAIN caps the
 vocabulary at 500 words (the Italian seed's smoke-run LM). Outputs: `lm/lm.binary`,
 `lm/vocab-<top_k>.txt`, `lm/kenlm.scorer`, `lm/lm_report.json`.
 """
@@ -26,10 +25,10 @@ def run(ctx: StageContext) -> None:
 
     report = build_language_model(ctx.cfg, ctx.paths, ctx.pack, ctx.tmp)
     write_json(ctx.paths.lm_report, report)
-    ctx.log.info("LM: %d lines, %d words, vocabulary %d, dev/test token coverage %.1f%%, scorer %.1f MB;"
-                 " text: %s", report["text"]["lines"], report["text"]["words"],
-                 report["vocabulary"]["size"], 100 * float(report["heldout_coverage"]["token_coverage"]),
-                 report["scorer"]["bytes"] / 1e6, report["text"]["mode"])
+    ctx.log.info("LM: %d lines, %d words, vocabulary %d, dev/test token coverage %.1f%%, scorer %.1f MB",
+                 report["text"]["lines"], report["text"]["words"], report["vocabulary"]["size"],
+                 100 * float(report["heldout_coverage"]["token_coverage"]),
+                 report["scorer"]["bytes"] / 1e6)
 
 
 STAGE = Stage(
