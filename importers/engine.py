@@ -44,7 +44,7 @@ from importers.base import (
     rejection_from_row,
 )
 from pipeline import audio
-from pipeline.config import FAST_TRAIN
+from pipeline.config import FAST_TRAIN, SPLIT_POLICIES
 from pipeline.corpus_csv import SPLITS, write_rows
 from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_write, remove_stale_temps, write_json
@@ -186,7 +186,6 @@ def _rank(seed: int, name: str) -> str:
     return hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
 
 
-SPLIT_POLICIES = ("speaker+sentence", "speaker", "sentence", "none")
 DEFAULT_SPLIT_POLICY = SPLIT_POLICIES[0]
 # Tried in this order when the default policy drops too much (a small vocabulary repeats its
 # sentences across speakers, so speaker- and sentence-disjointness together leave almost nothing).

@@ -56,6 +56,10 @@ def var(default: Any, env: str, help: str, *, kind: str | None = None, min: floa
     return field(default=default, metadata=meta)
 
 
+# SPLIT_POLICY values (importers.engine deals the splits); the first is the default.
+SPLIT_POLICIES = ("speaker+sentence", "speaker", "sentence", "none")
+
+
 def _check_checksum(value: str) -> str | None:
     if not value:
         return None
@@ -115,11 +119,11 @@ class DataConfig:
     min_kept_ratio: float = var(0.5, "MIN_KEPT_RATIO",
                                 "fail the import if a corpus keeps less than this fraction of its rows",
                                 min=0.0, max=1.0)
-    split_policy: str = var("speaker+sentence", "SPLIT_POLICY",
+    split_policy: str = var(SPLIT_POLICIES[0], "SPLIT_POLICY",
                             "what dev/test must not share with train: speaker+sentence (falls back "
                             "to speaker, sentence, none when it would keep less than MIN_KEPT_RATIO "
                             "or no train rows), speaker, sentence or none",
-                            choices=("speaker+sentence", "speaker", "sentence", "none"))
+                            choices=SPLIT_POLICIES)
     csv_list: str = var("", "CSV_LIST",
                         "csv importer: your clip list in sources/ (or an absolute path), "
                         "'path,transcript[,speaker]' or a DeepSpeech CSV (default: the pack's "
