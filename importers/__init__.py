@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "trainingspeech": "importers.trainingspeech",
     "lingua_libre": "importers.lingua_libre",
     "m_ailabs": "importers.m_ailabs",
+    "voxforge": "importers.voxforge",
     "csv": "importers.csv_list",  # module not named csv: it would shadow the stdlib
 }
 

@@ -36,12 +36,15 @@ CTC_INFEASIBLE = "ctc_infeasible"
 EMPTY_TRANSCRIPT, INVALID_TRANSCRIPT, OUTSIDE_ALPHABET = EMPTY, INVALID, OUTSIDE
 DUPLICATE_CLIP = "duplicate_clip"
 BAD_ROW = "bad_row"                     # metadata line unusable (missing column, not UTF-8)
-# Policy reasons: rows left out on purpose; they do not count against MIN_KEPT_RATIO.
+# Policy reasons: rows left out on purpose.
 SKIP_LIST = "skip_list"
 SENTENCE_LIMIT = "sentence_over_limit"  # DUPLICATE_SENTENCE_COUNT
 SPLIT_OVERLAP = "split_overlap"          # would break speaker/sentence disjointness of the splits
 
 POLICY_REASONS = frozenset({SKIP_LIST, SENTENCE_LIMIT, SPLIT_OVERLAP})
+# Left out by the user's own settings: these do not count against MIN_KEPT_RATIO. Rows the split
+# policy drops (SPLIT_OVERLAP) do count: a policy that drops most of a corpus must not pass silently.
+UNCOUNTED_REASONS = frozenset({SKIP_LIST, SENTENCE_LIMIT})
 
 
 

@@ -31,11 +31,11 @@ from importers.base import (
     EMPTY_FILE,
     INVALID_TRANSCRIPT,
     MISSING_FILE,
-    POLICY_REASONS,
     SENTENCE_LIMIT,
     SPLIT_OVERLAP,
     TOO_LONG,
     TOO_SHORT,
+    UNCOUNTED_REASONS,
     UNREADABLE_AUDIO,
     ImportContext,
     Rejection,
@@ -45,7 +45,7 @@ from importers.base import (
     rejection_from_row,
 )
 from pipeline import audio
-from pipeline.config import FAST_TRAIN
+from pipeline.config import FAST_TRAIN, SPLIT_POLICIES
 from pipeline.corpus_csv import SPLITS, write_rows
 from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_write, remove_stale_temps, write_json
@@ -188,36 +188,55 @@ def _rank(seed: int, name: str) -> str:
     return hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
 
 
-def assign_splits(samples: list[Sample], official: bool, seed: int
-                  ) -> tuple[dict[str, list[Sample]], list[Rejection], dict[str, Any]]:
-    """Deterministic speaker- and sentence-disjoint train/dev/test.
+DEFAULT_SPLIT_POLICY = SPLIT_POLICIES[0]
+# Tried in this order when the default policy drops too much (a small vocabulary repeats its
+# sentences across speakers, so speaker- and sentence-disjointness together leave almost nothing).
+FALLBACK_POLICIES = ("speaker", "sentence", "none")
 
-    Official splits are kept as given. Otherwise whole speakers are dealt to the split furthest
-    below its share (10 % test, 10 % dev), in an order fixed by hashing the seed and the speaker; with
-    fewer than 3 speakers whole sentences are dealt instead (speaker disjointness impossible).
-    Then overlaps are removed with priority test > dev > train: a row whose sentence (or, when
-    possible, speaker) is already in a higher split is quarantined as `split_overlap`.
+
+def assign_splits(samples: list[Sample], official: bool, seed: int,
+                  policy: str = DEFAULT_SPLIT_POLICY
+                  ) -> tuple[dict[str, list[Sample]], list[Rejection], dict[str, Any]]:
+    """Deterministic train/dev/test under a SPLIT_POLICY.
+
+    Official splits are kept as given. Otherwise units are dealt to the split furthest below its
+    share (10 % test, 10 % dev), in an order fixed by hashing the seed and the unit's name. The unit
+    is the speaker for `speaker+sentence` and `speaker` (with fewer than 3 speakers: the sentence,
+    resp. the row, since speaker disjointness is impossible), the sentence for `sentence`, the row
+    for `none`. Under `speaker+sentence` overlaps are then removed with priority test > dev > train:
+    a row whose sentence (or, when possible, speaker) is already in a higher split is quarantined
+    as `split_overlap`. The other policies are disjoint by construction and drop nothing.
     """
-    info: dict[str, Any] = {"method": "official" if official else "speaker"}
+    if policy not in SPLIT_POLICIES:
+        raise ValueError(f"SPLIT_POLICY={policy!r}: expected one of {', '.join(SPLIT_POLICIES)}")
+    info: dict[str, Any] = {"method": "official" if official else "speaker", "policy": policy}
     assigned: dict[str, list[Sample]] = {s: [] for s in SPLITS}
+    by_speaker: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        by_speaker[s.speaker].append(s)
+    remove_overlap = official or policy == DEFAULT_SPLIT_POLICY
     if official:
         for s in samples:
             assigned[s.split if s.split in SPLITS else "train"].append(s)
         speaker_disjoint = True
+        sentence_disjoint = True
     else:
-        by_speaker: dict[str, list[Sample]] = defaultdict(list)
-        for s in samples:
-            by_speaker[s.speaker].append(s)
-        speaker_disjoint = len(by_speaker) >= 3
+        speaker_disjoint = policy in ("speaker+sentence", "speaker") and len(by_speaker) >= 3
+        sentence_disjoint = policy in ("speaker+sentence", "sentence")
+        units: dict[str, list[Sample]]
         if speaker_disjoint:
             units = by_speaker
         else:
-            info["method"] = "sentence"
-            info["note"] = (f"only {len(by_speaker)} speaker(s): splits are sentence-disjoint but "
-                            f"cannot be speaker-disjoint")
+            if policy == "speaker+sentence":
+                info["note"] = (f"only {len(by_speaker)} speaker(s): splits are sentence-disjoint but "
+                                f"cannot be speaker-disjoint")
+            elif policy == "speaker":
+                info["note"] = (f"only {len(by_speaker)} speaker(s): splits cannot be "
+                                f"speaker-disjoint (rows dealt one by one)")
             units = defaultdict(list)
             for s in samples:
-                units[s.transcript].append(s)
+                units[s.transcript if sentence_disjoint else s.key].append(s)
+            info["method"] = "sentence" if sentence_disjoint else "row"
         total = len(samples)
         counts = dict.fromkeys(SPLITS, 0)
         for name in sorted(units, key=lambda n: _rank(seed, n)):
@@ -229,7 +248,7 @@ def assign_splits(samples: list[Sample], official: bool, seed: int
     overlap: list[Rejection] = []
     seen_sent: set[str] = set()
     seen_spk: set[str] = set()
-    for sp in SPLITS_PRIORITY:
+    for sp in SPLITS_PRIORITY if remove_overlap else ():
         kept = []
         for s in assigned[sp]:
             if s.transcript in seen_sent or (speaker_disjoint and s.speaker in seen_spk):
@@ -247,8 +266,38 @@ def assign_splits(samples: list[Sample], official: bool, seed: int
         assigned[sp].sort(key=lambda s: s.key)
     overlap.sort(key=lambda r: r.key)
     info["speaker_disjoint"] = speaker_disjoint
-    info["sentence_disjoint"] = True
+    info["sentence_disjoint"] = sentence_disjoint
     return assigned, overlap, info
+
+
+def choose_splits(samples: list[Sample], official: bool, seed: int, policy: str,
+                  min_kept_ratio: float
+                  ) -> tuple[dict[str, list[Sample]], list[Rejection], dict[str, Any]]:
+    """`assign_splits` under `policy`; the default policy falls back to the first of
+    FALLBACK_POLICIES that keeps at least `min_kept_ratio` of the rows and a non-empty train split
+    when it would not (the info's `fallback` says from what, why and to what)."""
+    splits, overlap, info = assign_splits(samples, official, seed, policy)
+    if official or policy != DEFAULT_SPLIT_POLICY or not samples:
+        return splits, overlap, info
+    kept = 1 - len(overlap) / len(samples)
+    if kept >= min_kept_ratio and splits["train"]:
+        return splits, overlap, info
+    why = (f"would keep {len(samples) - len(overlap)} of {len(samples)} rows ({100 * kept:.1f}% < "
+           f"MIN_KEPT_RATIO={min_kept_ratio:g})" if kept < min_kept_ratio
+           else "would leave the train split empty")
+    for alt in FALLBACK_POLICIES:
+        s2, o2, i2 = assign_splits(samples, official, seed, alt)
+        if alt == "speaker" and not i2["speaker_disjoint"]:
+            continue  # fewer than 3 speakers: "speaker" would only be a row split
+        if s2["train"] and 1 - len(o2) / len(samples) >= min_kept_ratio:
+            i2["fallback"] = {"from": policy, "to": alt, "reason": why}
+            note = (f"SPLIT_POLICY fallback: {policy} {why} (the corpus repeats its sentences "
+                    f"across speakers, e.g. a small vocabulary): splits made with SPLIT_POLICY={alt} "
+                    f"instead; set SPLIT_POLICY explicitly to choose")
+            i2["note"] = f"{i2['note']}; {note}" if i2.get("note") else note
+            log.warning("%s", note)
+            return s2, o2, i2
+    return splits, overlap, info
 
 
 SPLITS_PRIORITY = ("test", "dev", "train")
@@ -319,7 +368,7 @@ class ImportReport:
     source: str
     rows_total: int = 0
     rows_kept: int = 0
-    rows_considered: int = 0   # total minus policy rejections (skip lists, split overlap, limits)
+    rows_considered: int = 0   # total minus rows the settings leave out (skip lists, sentence limits)
     kept_ratio: float = 0.0
     hours_total: float = 0.0
     hours_kept: float = 0.0
@@ -354,6 +403,11 @@ class ImportReport:
             lines.append(f"  {'reason':<22}{'rows':>8}")
             for reason, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
                 lines.append(f"  {reason:<22}{n:>8}")
+        sm = self.split_method
+        if sm.get("policy"):
+            fb = sm.get("fallback")
+            lines.append(f"  splits by {sm.get('method')}, SPLIT_POLICY={sm['policy']}"
+                         + (f" (fallback from {fb['from']}: it {fb['reason']})" if fb else ""))
         lines.append(f"  {'split':<8}{'rows':>8}{'hours':>10}{'speakers':>10}")
         for sp in SPLITS:
             d = self.splits.get(sp, {})
@@ -476,7 +530,8 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
         if info["overlap"]["clips"] or info["overlap"]["sentences"]:
             log.warning("%s: splits used as given overlap: %s", key, info["note"])
     else:
-        splits, overlap, info = assign_splits(samples, rl.official_splits, seed)
+        splits, overlap, info = choose_splits(samples, rl.official_splits, seed, cfg.data.split_policy,
+                                              cfg.data.min_kept_ratio)
     rejections += overlap
     report.split_method = info
     if info.get("note") and not rl.fixed_splits:  # fixed splits: logged as a warning above
@@ -489,7 +544,8 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
 
     kept = [s for sp in SPLITS for s in splits[sp]]
     reasons = Counter(r.reason for r in rejections)
-    policy = sum(n for r, n in reasons.items() if r in POLICY_REASONS)
+    # rows left out by the user's own settings; split overlap counts (issue #16)
+    policy = sum(n for r, n in reasons.items() if r in UNCOUNTED_REASONS)
     report.rows_total = len(kept) + len(rejections)
     report.rows_kept = len(kept)
     report.rows_considered = report.rows_total - policy
@@ -556,6 +612,7 @@ def _limit_per_sentence(samples: list[Sample], n: int, seed: int
     return [s for s in samples if s.key in keep], out
 
 
-__all__ = ["ImportReport", "RowSettings", "assign_splits", "ctc_feasible", "splits_as_given",
+__all__ = ["ImportReport", "RowSettings", "assign_splits", "choose_splits", "ctc_feasible",
+           "splits_as_given",
            "import_rows", "process_row", "run_rows", "TOO_SHORT", "TOO_LONG",
            "CTC_INFEASIBLE", "UNREADABLE_AUDIO"]

@@ -7,6 +7,7 @@ Nothing is trimmed: the output holds every decoded sample, and callers get the d
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import wave
 from dataclasses import dataclass
@@ -89,6 +90,64 @@ def _mp3_length_is_exact(src: str | BinaryIO) -> bool:
     return any(tag in first for tag in (b"Xing", b"Info", b"VBRI"))
 
 
+# MPEG audio layer III frame headers: sample rates by version bits, bit rates (kbit/s) by MPEG-1 or 2/2.5.
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+_MP3_KBPS = {True: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+             False: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)}
+
+
+def _mp3_frame_length(header: bytes | bytearray) -> tuple[int, int] | None:
+    """(bytes, samples) of the layer III frame starting with `header`, None if it is not one."""
+    h = int.from_bytes(header[:4], "big")
+    version, layer, bri, sri = (h >> 19) & 3, (h >> 17) & 3, (h >> 12) & 15, (h >> 10) & 3
+    if (h >> 21) & 0x7FF != 0x7FF or layer != 1 or version == 1 or bri in (0, 15) or sri == 3:
+        return None
+    mpeg1 = version == 3
+    rate, kbps = _MP3_RATES[version][sri], _MP3_KBPS[mpeg1][bri]
+    return (144 if mpeg1 else 72) * kbps * 1000 // rate + ((h >> 9) & 1), 1152 if mpeg1 else 576
+
+
+def _mp3_with_frame_count(path: str, estimate: int) -> io.BytesIO | None:
+    """The MP3 at `path` with a Xing header stating its real frame count, when libsndfile's
+    `estimate` (from the first frame's bit rate, for files without a Xing/Info/VBRI header) is short
+    of what the frames hold: libsndfile stops reading at its estimate, silently cutting a VBR file
+    (a 128 s reading decoded as 99 s). None when the estimate is not short or the stream is odd."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    first = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(data[6:10])) \
+        if data[:3] == b"ID3" and len(data) >= 10 else 0
+    pos, frames, spf = first, 0, 0
+    while pos + 4 <= len(data):
+        fl = _mp3_frame_length(data[pos:pos + 4])
+        if fl is None:
+            break  # an ID3v1 tag or junk at the end
+        pos, frames, spf = pos + fl[0], frames + 1, fl[1]
+    if frames == 0 or frames * spf <= estimate:
+        return None
+    header = bytearray(data[first:first + 4])
+    header[1] |= 0x01           # no CRC
+    header[2] &= 0xFD           # no padding
+    mono = header[3] >> 6 == 3
+    side = (17 if mono else 32) if (header[1] >> 3) & 3 == 3 else (9 if mono else 17)
+    body = bytes(header) + bytes(side) + b"Xing" + (1).to_bytes(4, "big") + frames.to_bytes(4, "big")
+    while (fl := _mp3_frame_length(header)) is not None and fl[0] < len(body) and header[2] >> 4 < 14:
+        header[2] += 0x10       # a higher bit rate: a frame long enough for the header
+        body = bytes(header) + body[4:]
+    if fl is None or fl[0] < len(body):
+        return None
+    return io.BytesIO(data[:first] + body + bytes(fl[0] - len(body)) + data[first:])
+
+
+def _open(src: str | BinaryIO) -> sf.SoundFile:
+    f = sf.SoundFile(src)
+    if f.format == "MP3" and isinstance(src, str) and not _mp3_length_is_exact(src):
+        whole = _mp3_with_frame_count(src, int(f.frames))
+        if whole is not None:
+            f.close()
+            return sf.SoundFile(whole)
+    return f
+
+
 def decode(path: str | os.PathLike[str] | BinaryIO, max_seconds: float | None = None
            ) -> tuple[np.ndarray, int, int]:
     """Decode a libsndfile-readable file (path or binary file object) to float32 mono samples;
@@ -96,7 +155,7 @@ def decode(path: str | os.PathLike[str] | BinaryIO, max_seconds: float | None = 
     reading past `max_seconds` (a multi-hour file never lands in memory)."""
     src: str | BinaryIO = path if hasattr(path, "read") else os.fspath(path)  # type: ignore[assignment]
     try:
-        with sf.SoundFile(src) as f:
+        with _open(src) as f:
             rate, channels, declared = int(f.samplerate), int(f.channels), int(f.frames)
             if f.format == "MP3" and not _mp3_length_is_exact(src):
                 declared = 0  # an estimate: neither "too long" nor "truncated" can rely on it

@@ -56,6 +56,10 @@ def var(default: Any, env: str, help: str, *, kind: str | None = None, min: floa
     return field(default=default, metadata=meta)
 
 
+# SPLIT_POLICY values (importers.engine deals the splits); the first is the default.
+SPLIT_POLICIES = ("speaker+sentence", "speaker", "sentence", "none")
+
+
 def _check_checksum(value: str) -> str | None:
     if not value:
         return None
@@ -130,6 +134,11 @@ class DataConfig:
                                  "8000 for telephone audio; import converts to it, features, the "
                                  "exported metadata and transcribe follow it", min=8000, max=48000,
                                  check=_check_rate)
+    split_policy: str = var(SPLIT_POLICIES[0], "SPLIT_POLICY",
+                            "what dev/test must not share with train: speaker+sentence (falls back "
+                            "to speaker, sentence, none when it would keep less than MIN_KEPT_RATIO "
+                            "or no train rows), speaker, sentence or none",
+                            choices=SPLIT_POLICIES)
     csv_list: str = var("", "CSV_LIST",
                         "csv importer: your clip list in sources/ (or an absolute path), "
                         "'path,transcript[,speaker]' or a DeepSpeech CSV (default: the pack's "

@@ -4,6 +4,11 @@ text: training transcripts of every active corpus + the language pack's `lm_text
 like the labels, lower-cased, with every dev/test sentence removed (leakage would make WER look better
 than it is) → top-k vocabulary → `lmplz` → `filter` to the vocabulary → `build_binary -a A -q Q -v
 trie` (`-v` omits the vocabulary strings so the scorer trailer can follow the search data).
+
+Small vocabularies (commands, digits): their few sentences are in every split, so removing dev/test
+sentences leaves nothing. When that removal takes most of the text (`small_vocabulary_text`), the LM
+is built from the training transcripts alone, as they are (`text.mode = training_sentences` in the
+report, and a warning in the log) instead of failing.
 """
 
 from __future__ import annotations
@@ -155,6 +160,26 @@ def write_lm_text(out_gz: Path, sources: Iterable[tuple[str, Iterable[str]]], he
     return stats, counts
 
 
+def small_vocabulary_text(stats: TextStats) -> bool:
+    """True when removing dev/test sentences took most of the LM text: the corpus's sentences
+    repeat across splits (a command or digit vocabulary), so a held-out-free LM would be empty or
+    tiny. Sentence-disjoint splits never trigger this (train lines are never held-out ones)."""
+    return stats.words == 0 or stats.excluded_heldout > stats.lines
+
+
+def text_mode(stats: TextStats) -> dict[str, Any]:
+    """What the LM is built from, for the report: the text minus dev/test sentences, or (a small
+    vocabulary, `small_vocabulary_text`) the training sentences as they are."""
+    if not small_vocabulary_text(stats):
+        return {"mode": "text_minus_heldout",
+                "detail": "training transcripts and LM text, dev/test sentences removed"}
+    return {"mode": "training_sentences", "heldout_duplicates_kept": stats.excluded_heldout,
+            "detail": f"removing dev/test sentences would drop {stats.excluded_heldout} lines and "
+                      f"keep {stats.lines} (small vocabulary: the same sentences in every split): "
+                      f"the LM is built from the training sentences as they are, dev/test "
+                      f"duplicates included"}
+
+
 def top_k_vocab(counts: collections.Counter[str], top_k: int) -> list[str]:
     """The `top_k` most frequent words; ties broken alphabetically so the result is reproducible."""
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -293,6 +318,14 @@ def build_language_model(cfg: Config, paths: Paths, pack: LanguagePack, tmp: Pat
 
     text_gz = tmp / "lm_text.txt.gz"
     stats, counts = write_lm_text(text_gz, sources, heldout)
+    mode = text_mode(stats)
+    if mode["mode"] == "training_sentences":
+        # only the training transcripts, as they are: external text would dilute a closed
+        # vocabulary and could bring held-out sentences of its own
+        stats, counts = write_lm_text(
+            text_gz, [(str(p.relative_to(paths.root)), read_transcripts(p)) for p in present], set())
+        mode["detail"] += f" ({stats.lines} lines, {len(counts)} words)"
+        log.warning("LM text: %s", mode["detail"])
     if stats.words == 0:
         raise MissingInputError("the LM text is empty after removing dev/test sentences; add "
                                 f"training data, text files in {paths.lm_text_dir}, or "
@@ -309,7 +342,8 @@ def build_language_model(cfg: Config, paths: Paths, pack: LanguagePack, tmp: Pat
     cov = coverage(set(vocab), heldout)
     report = {
         "text": {"lines": stats.lines, "words": stats.words, "unique_words": len(counts),
-                 "excluded_heldout_lines": stats.excluded_heldout, "sources": stats.sources},
+                 "excluded_heldout_lines": stats.excluded_heldout, "sources": stats.sources,
+                 **mode},
         "vocabulary": {"top_k": top_k, "size": len(vocab), "in_scorer": n_trie_words,
                        "not_spellable": len(vocab) - n_trie_words,
                        "share_of_text_tokens": round(sum(counts[w] for w in vocab) / stats.words, 4)},

@@ -6,7 +6,9 @@ For each corpus of `cfg.active_corpora()`: the importer finds or downloads its a
 reason, makes deterministic speaker/sentence-disjoint splits and writes
 `extracted/<corpus>/<corpus>_{train,dev,test}.csv`, `<corpus>_quarantine.csv` and
 `import_report.json`. Finally `extracted/heldout_sentences.txt` lists every dev/test transcript.
-The stage fails only when a corpus keeps less than MIN_KEPT_RATIO of its rows.
+The stage fails only when a corpus keeps less than MIN_KEPT_RATIO of its rows (rows the split policy
+drops count) or has an empty train split. SPLIT_POLICY picks what dev/test must not share with train;
+the default falls back to a weaker policy when it would drop too much (the report and log say so).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import Config
 from pipeline.corpus_csv import read_rows, split_csvs
@@ -39,8 +42,12 @@ def sources_identity(cfg: Config, paths: Paths) -> list[tuple[str, int, int]]:
     """Names, sizes and mtimes of what the user placed in sources/: a new archive reruns the import."""
     if not paths.sources.is_dir():
         return []
-    return sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in paths.sources.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".part"))
+    files = [p for p in paths.sources.iterdir() if p.is_file()]
+    # VoxForge comes as a folder of session archives: adding one reruns the import too
+    if (paths.sources / "voxforge").is_dir():
+        files += [p for p in (paths.sources / "voxforge").iterdir() if p.is_file()]
+    return sorted((p.relative_to(paths.sources).as_posix(), p.stat().st_size, int(p.stat().st_mtime))
+                  for p in files if not p.name.startswith(".") and not p.name.endswith(".part"))
 
 
 def write_heldout(cfg: Config, paths: Paths) -> tuple[int, int]:
@@ -59,9 +66,22 @@ def write_heldout(cfg: Config, paths: Paths) -> tuple[int, int]:
     return len(heldout), len(sentences & train)
 
 
+def empty_train_message(key: str, report: Any, cfg: Config, paths: Paths) -> str:
+    """The error for a corpus whose train split is empty, naming what to change."""
+    sizes = ", ".join(f"{sp} {int(report.splits.get(sp, {}).get('rows', 0))}" for sp in SPLITS)
+    if report.rows_kept == 0:
+        fix = f"no row was kept: fix the rows listed in {paths.corpus_quarantine(key)}"
+    elif report.split_method.get("method") == "official":
+        fix = "the corpus's own split has no train rows: give it training rows"
+    else:
+        fix = (f"SPLIT_POLICY={cfg.data.split_policy} leaves nothing for train: add clips (more "
+               f"speakers or sentences), or set SPLIT_POLICY=speaker, sentence or none")
+    return f"{key}: the train split is empty ({sizes} rows); {fix}"
+
+
 def run(ctx: StageContext) -> None:
     from importers import get_importer
-    from importers.base import POLICY_REASONS, ImportContext
+    from importers.base import UNCOUNTED_REASONS, ImportContext
     from importers.engine import import_rows
     from pipeline.download import archive_identity
 
@@ -71,6 +91,7 @@ def run(ctx: StageContext) -> None:
     modules = {key: get_importer(key) for key in corpora}  # unknown keys fail before any work
     paths.sources.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
+    empty_train: list[str] = []
     for key, mod in modules.items():
         log.info("importing %s (%s)", key, mod.TITLE)
         source = mod.download(ictx)
@@ -80,8 +101,11 @@ def run(ctx: StageContext) -> None:
         log.info("%s", report.table())
         for note in report.notes:
             log.info("%s: %s", key, note)
-        if report.kept_ratio < cfg.data.min_kept_ratio:
-            top = sorted(((n, r) for r, n in report.reasons.items() if r not in POLICY_REASONS),
+        no_train = not report.splits.get("train", {}).get("rows")
+        if no_train and (report.rows_kept or report.kept_ratio >= cfg.data.min_kept_ratio):
+            empty_train.append(empty_train_message(key, report, cfg, paths))
+        elif report.kept_ratio < cfg.data.min_kept_ratio:
+            top = sorted(((n, r) for r, n in report.reasons.items() if r not in UNCOUNTED_REASONS),
                          reverse=True)[:3]
             # one example of the top reason, so the message itself says what to fix
             ex = report.examples.get(top[0][1], [{}])[0] if top else {}
@@ -96,6 +120,8 @@ def run(ctx: StageContext) -> None:
     if in_train:
         log.warning("%d dev/test sentence(s) are also train sentences: the LM text keeps them (only "
                     "dev/test sentences not in train are kept out of the LM)", in_train)
+    if empty_train:
+        raise DataQualityError("import left nothing to train on:\n  - " + "\n  - ".join(empty_train))
     if failures:
         from pipeline.text.alphabet_report import report_failed_import
 
@@ -112,7 +138,7 @@ STAGE = Stage(
     name="import",
     help="import corpora into extracted/<corpus>/ (CSVs, wavs, reports)",
     run=run,
-    config_keys=("MODEL_LANGUAGE", "CORPORA", "ENGLISH_COMPATIBLE", "DUPLICATE_SENTENCE_COUNT",
+    config_keys=("MODEL_LANGUAGE", "CORPORA", "SPLIT_POLICY", "ENGLISH_COMPATIBLE", "DUPLICATE_SENTENCE_COUNT",
                  "CV_ARCHIVE", "CV_CHECKSUM", "MIN_DURATION", "MAX_DURATION", "MIN_KEPT_RATIO",
                  "RANDOM_SEED", "FAST_TRAIN", "CSV_LIST", "STRICT_ALPHABET", "TRAIN_FILES", "DEV_FILES",
                  "TEST_FILES", "AUDIO_SAMPLE_RATE"),

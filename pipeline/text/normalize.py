@@ -6,7 +6,8 @@ One function for acoustic labels and LM text alike, so both sides agree (the see
     normalize(text: str, pack: LanguagePack, english_compatible: bool = False) -> str | None
     normalize_verbose(text, pack, english_compatible) -> Normalized(text, reason, detail)
 
-Steps: symbols spelled out (pack table, before NFKC because NFKC rewrites "½" and "º") -> NFKC ->
+Steps: invisible format characters (soft hyphen, zero-width space, BOM: category Cf) removed ->
+symbols spelled out (pack table, before NFKC because NFKC rewrites "½" and "º") -> NFKC ->
 typographic apostrophes to "'" -> lowercase -> numbers to words (`num2words` in the pack's language:
 "50 000", "3,5", ordinals like "1er") -> dashes/punctuation to space, quotes removed -> foreign
 scripts rejected -> `ENGLISH_COMPATIBLE`: Unidecode transliteration (œ -> oe, é -> e) -> other Latin
@@ -223,7 +224,9 @@ def clean_text(text: str, rules: TextRules) -> tuple[str, Normalized | None]:
     """The steps before the alphabet is looked at (symbols, NFKC, lowercase, numbers, punctuation,
     apostrophes): `(text, None)`, or `("", rejection)` when a number cannot be spelled out.
     The scaffold (`pipeline.langs.scaffold`) derives a new alphabet from this output."""
-    s = unicodedata.normalize("NFC", text)
+    # Invisible format characters (Unicode category Cf: soft hyphen U+00AD, zero-width space and
+    # joiners, BOM, bidi marks) are layout hints, not text: removed, never a reason to reject.
+    s = "".join(c for c in unicodedata.normalize("NFC", text) if unicodedata.category(c) != "Cf")
     for key, word in rules.symbols:
         if key in s:
             s = s.replace(key, f" {word} ")

@@ -39,6 +39,19 @@ def test_rejections(text, reason):
     assert normalize(text, load_pack("fr")) is None
 
 
+@pytest.mark.parametrize("lang,text,expected", [
+    # the one CC0 French sentence the normalizer rejected only for its soft hyphen (issue #16)
+    ("fr", "une ré\u00adaction inter\u00adnationale", "une réaction internationale"),
+    ("fr", "\ufeffBon\u200bjour\u200d\u2060 à\u200e tous", "bonjour à tous"),
+    ("it", "per\u00adché", "perché"),
+    ("en", "co\u00adoperate", "cooperate"),
+])
+def test_format_characters_are_removed_not_rejected(lang, text, expected):
+    res = normalize_verbose(text, load_pack(lang))
+    assert res.text == expected, res
+    assert normalize(expected, load_pack(lang)) == expected
+
+
 def test_english_compatible_labels_and_lm_agree():
     fr = load_pack("fr")
     # The seed dropped œ in labels ("cur") but wrote "coeur" in the LM; one function now does both.

@@ -135,3 +135,38 @@ def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Pa
     assert decoder_weights(cfg, paths) == (res["alpha"], res["beta"])
     explicit = load_config(environ={}, overrides=["LM_ALPHA=0.5"])
     assert decoder_weights(explicit, paths)[0] == 0.5
+
+
+def test_lm_stage_small_vocabulary_builds_from_training_sentences(tmp_path: Path,
+                                                                    kenlm_bin: Path) -> None:
+    """Digits with speaker-disjoint splits: every dev/test sentence is also a training sentence, so
+    the held-out-free text is empty; the stage builds the LM from the training sentences and says so
+    instead of failing (issue #16)."""
+    data = tmp_path / "data"
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    _write_csv(data / "extracted" / "csv" / "csv_train.csv", words * 4)
+    (data / "extracted" / "heldout_sentences.txt").write_text("\n".join(words) + "\n")
+    (data / "models").mkdir(parents=True)
+    ALPHABET.write(data / "models" / "alphabet.txt")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", "--data-dir", str(data), "--stages", "lm",
+         "--set", "CORPORA=csv", "--set", "LM_ORDER=3", "--set", "LM_MEMORY=64M",
+         "--set", f"KENLM_BIN={kenlm_bin}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "training sentences" in proc.stderr + proc.stdout  # the log says which LM was built
+    report = json.loads((data / "lm" / "lm_report.json").read_text())
+    assert report["text"]["mode"] == "training_sentences"
+    assert report["text"]["heldout_duplicates_kept"] == 40 and report["text"]["lines"] == 40
+    assert report["vocabulary"]["size"] == 10
+    assert report["heldout_coverage"]["token_coverage"] == 1.0
+    assert read_scorer(data / "lm" / "kenlm.scorer").alpha > 0
+
+
+def test_small_vocabulary_rule() -> None:
+    from pipeline.lm.build import TextStats, small_vocabulary_text
+
+    assert small_vocabulary_text(TextStats(lines=0, words=0, excluded_heldout=40))
+    assert small_vocabulary_text(TextStats(lines=3, words=3, excluded_heldout=37))
+    # sentence-disjoint splits: a few external lines equal held-out ones, the text stays
+    assert not small_vocabulary_text(TextStats(lines=1000, words=9000, excluded_heldout=5))
