@@ -37,7 +37,7 @@ def telephony(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src.mkdir(parents=True)
     rows = []
     for d, word in DIGITS.items():
-        shutil.copy(DATA / f"fsdd/{d}_jackson_10.wav", src / f"{d}.wav")
+        shutil.copy(DATA / f"fsdd8k/{d}_jackson_10.wav", src / f"{d}.wav")
         rows.append(f"{d}.wav,0,{word}")
     shutil.copy(DATA / "deepspeech_smoke/LDC93S1_pcms16le_1_8000.wav", src / "ldc8k.wav")
     shutil.copy(DATA / "deepspeech_smoke/LDC93S1.wav", src / "ldc16k.wav")
@@ -69,7 +69,7 @@ def test_exported_models_carry_8k_and_run_in_the_legacy_runtimes(telephony: Path
     from tests.legacy_runtime import ensure_runtimes, transcribe
 
     models = telephony / "models"
-    clips = [DATA / f"fsdd/{d}_jackson_10.wav" for d in DIGITS] + \
+    clips = [DATA / f"fsdd8k/{d}_jackson_10.wav" for d in DIGITS] + \
         [DATA / "deepspeech_smoke/LDC93S1_pcms16le_1_8000.wav"]
     for name in ("output_graph.pb", "output_graph.tflite", "output_graph_fp32.tflite"):
         assert load_model(models / name).sample_rate == 8000
