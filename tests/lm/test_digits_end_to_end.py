@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.lm.conftest import REPO
+from tests.helpers import REPO, SUBPROCESS_TIMEOUT
 
 FSDD = REPO / "tests" / "data" / "fsdd"
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -30,15 +30,18 @@ def test_digits_clip_list_runs_to_the_test_stage(tmp_path: Path, kenlm_bin: Path
             "--to", "test"]
     for s in settings:
         argv += ["--set", s]
-    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert "SPLIT_POLICY fallback" in log
     imp = json.loads((data / "extracted" / "csv" / "import_report.json").read_text())
     assert imp["split_method"]["fallback"]["to"] == "speaker"
     assert imp["splits"]["train"]["speakers"] == 4 and imp["splits"]["test"]["rows"] == 10
+    # every dev/test word is also a train sentence: nothing is held out of the LM (the import says
+    # so), so the LM is the training sentences and knows all ten words
+    assert "are also train sentences: the LM text keeps them" in log
     lm = json.loads((data / "lm" / "lm_report.json").read_text())
-    assert lm["text"]["mode"] == "training_sentences" and lm["vocabulary"]["size"] == 10
+    assert lm["text"]["excluded_heldout_lines"] == 0 and lm["vocabulary"]["size"] == 10
     results = json.loads((data / "models" / "test_results.json").read_text())["csv"]
     assert results["samples"] == 10
     for key in ("wer", "cer", "greedy_wer", "greedy_cer"):
