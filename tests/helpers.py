@@ -23,3 +23,16 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         full_env.update(env)
     return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd or REPO, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def require_kenlm() -> None:
+    """Skip when the KenLM tools (an external build, scripts/build_kenlm.sh) are missing."""
+    import pytest
+
+    from pipeline.errors import MissingInputError
+    from pipeline.lm.build import kenlm_tools
+
+    try:
+        kenlm_tools("")
+    except MissingInputError as exc:
+        pytest.skip(f"KenLM tools missing: {exc}")

@@ -28,20 +28,27 @@ def _write_csv(path: Path, transcripts: list[str]) -> None:
             w.writerow([f"clips/{i}.wav", 1000, t])
 
 
+def _lm_data_dir(data: Path, corpus: str, train: list[str], heldout: list[str]) -> None:
+    """A data dir as the lm stage finds it after import and alphabet."""
+    _write_csv(data / "extracted" / corpus / f"{corpus}_train.csv", train)
+    (data / "extracted" / "heldout_sentences.txt").write_text("\n".join(heldout) + "\n")
+    (data / "models").mkdir(parents=True)
+    ALPHABET.write(data / "models" / "alphabet.txt")
+
+
+def _run_lm(data: Path, kenlm_bin: Path, *sets: str) -> subprocess.CompletedProcess[str]:
+    args = [a for kv in ("LM_ORDER=3", "LM_MEMORY=64M", f"KENLM_BIN={kenlm_bin}", *sets) for a in ("--set", kv)]
+    return subprocess.run([sys.executable, "-m", "pipeline", "run", "--data-dir", str(data), "--stages",
+                           "lm", *args], cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+
+
 def test_lm_stage_builds_scorer_without_heldout_sentences(tmp_path: Path, kenlm_bin: Path) -> None:
     data = tmp_path / "data"
     sents = list(dict.fromkeys(make_sentences(1500, seed=5)))
     train, heldout = sents[:-40], sents[-40:]
     train = train + heldout[:5]  # leaked duplicates must be removed
-    _write_csv(data / "extracted" / "common_voice" / "common_voice_train.csv", train)
-    (data / "extracted" / "heldout_sentences.txt").write_text("\n".join(heldout) + "\n")
-    (data / "models").mkdir(parents=True)
-    ALPHABET.write(data / "models" / "alphabet.txt")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "run", "--data-dir", str(data), "--stages", "lm",
-         "--set", "CORPORA=common_voice", "--set", "LM_ORDER=3", "--set", "LM_MEMORY=64M",
-         "--set", "FAST_TRAIN=1", "--set", f"KENLM_BIN={kenlm_bin}"],
-        cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    _lm_data_dir(data, "common_voice", train, heldout)
+    proc = _run_lm(data, kenlm_bin, "CORPORA=common_voice", "FAST_TRAIN=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((data / "lm" / "lm_report.json").read_text())
     assert report["text"]["excluded_heldout_lines"] == 5
@@ -55,11 +62,7 @@ def test_lm_stage_builds_scorer_without_heldout_sentences(tmp_path: Path, kenlm_
     assert (info.alpha, info.beta) == (0.931289039105002, 1.1834137581510284)
     assert not list((data / "tmp").glob("lm/**/*.arpa"))
     # second run: skipped (marker + outputs)
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "run", "--data-dir", str(data), "--stages", "lm",
-         "--set", "CORPORA=common_voice", "--set", "LM_ORDER=3", "--set", "LM_MEMORY=64M",
-         "--set", "FAST_TRAIN=1", "--set", f"KENLM_BIN={kenlm_bin}"],
-        cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    proc = _run_lm(data, kenlm_bin, "CORPORA=common_voice", "FAST_TRAIN=1")
     assert proc.returncode == 0 and "skip: done with the same settings" in proc.stderr
 
 
@@ -144,15 +147,8 @@ def test_lm_stage_small_vocabulary_builds_from_training_sentences(tmp_path: Path
     instead of failing (issue #16)."""
     data = tmp_path / "data"
     words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-    _write_csv(data / "extracted" / "csv" / "csv_train.csv", words * 4)
-    (data / "extracted" / "heldout_sentences.txt").write_text("\n".join(words) + "\n")
-    (data / "models").mkdir(parents=True)
-    ALPHABET.write(data / "models" / "alphabet.txt")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "run", "--data-dir", str(data), "--stages", "lm",
-         "--set", "CORPORA=csv", "--set", "LM_ORDER=3", "--set", "LM_MEMORY=64M",
-         "--set", f"KENLM_BIN={kenlm_bin}"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+    _lm_data_dir(data, "csv", words * 4, words)
+    proc = _run_lm(data, kenlm_bin, "CORPORA=csv")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "training sentences" in proc.stderr + proc.stdout  # the log says which LM was built
     report = json.loads((data / "lm" / "lm_report.json").read_text())

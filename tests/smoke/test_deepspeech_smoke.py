@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, require_kenlm, run_cli
 from tests.smoke.smoke_matrix import ARTIFACTS, legacy, ours, table
 
 DATA = REPO / "tests/data/deepspeech_smoke"
@@ -52,13 +52,7 @@ def _our_inputs(rate: int) -> list[Path]:
 @pytest.fixture(scope="module", params=[16000, 8000], ids=["16k", "8k"])
 def smoke(request: pytest.FixtureRequest,
           tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, int]:
-    from pipeline.errors import MissingInputError
-    from pipeline.lm.build import kenlm_tools
-
-    try:
-        kenlm_tools("")
-    except MissingInputError as exc:
-        pytest.skip(f"KenLM tools missing: {exc}")
+    require_kenlm()
     data = tmp_path_factory.mktemp("smoke") / "data"
     sources = data / "sources"
     sources.mkdir(parents=True)

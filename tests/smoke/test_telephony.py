@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, require_kenlm, run_cli
 
 DATA = REPO / "tests/data"
 DIGITS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
@@ -25,13 +25,7 @@ LDC = "she had your dark suit in greasy wash water all year"
 
 @pytest.fixture(scope="module")
 def telephony(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipeline.errors import MissingInputError
-    from pipeline.lm.build import kenlm_tools
-
-    try:
-        kenlm_tools("")
-    except MissingInputError as exc:
-        pytest.skip(f"KenLM tools missing: {exc}")
+    require_kenlm()
     data = tmp_path_factory.mktemp("tel") / "data"
     src = data / "sources"
     src.mkdir(parents=True)

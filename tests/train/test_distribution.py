@@ -41,15 +41,16 @@ def test_mirrored_two_cpu_replicas(tiny_corpus, tmp_path: Path) -> None:
     assert (data / "checkpoints" / "best_dev" / "checkpoint").exists()
 
 
-def test_multiworker_two_processes(tiny_corpus, tmp_path: Path) -> None:
-    data = copy_corpus(tiny_corpus, tmp_path / "data")
+def _run_two_workers(data: Path, out: Path, *extra: str) -> tuple[dict, dict]:
+    """Two MultiWorkerMirroredStrategy worker processes on 127.0.0.1 (tests/train/dist_worker.py);
+    both must exit 0. Returns their result JSONs."""
     ports = [_free_port(), _free_port()]
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
     for i in range(2):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
-        procs.append(subprocess.Popen([*WORKER, "multiworker", str(data), str(tmp_path / f"w{i}.json")],
+        procs.append(subprocess.Popen([*WORKER, "multiworker", str(data), str(out / f"w{i}.json"), *extra],
                                       cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       text=True, env=env))
     logs = []
@@ -61,7 +62,13 @@ def test_multiworker_two_processes(tiny_corpus, tmp_path: Path) -> None:
             if p.poll() is None:
                 p.kill()
     assert all(p.returncode == 0 for p in procs), "\n".join(lg[-2000:] for lg in logs)
-    r0, r1 = (json.loads((tmp_path / f"w{i}.json").read_text()) for i in range(2))
+    r0, r1 = (json.loads((out / f"w{i}.json").read_text()) for i in range(2))
+    return r0, r1
+
+
+def test_multiworker_two_processes(tiny_corpus, tmp_path: Path) -> None:
+    data = copy_corpus(tiny_corpus, tmp_path / "data")
+    r0, r1 = _run_two_workers(data, tmp_path)
     assert r0["replicas"] == r1["replicas"] == 2
     assert r0["is_chief"] and not r1["is_chief"]
     assert r0["global_step"] == r1["global_step"] == 2 * 3
@@ -104,25 +111,7 @@ def test_replica_nonfinite_on_worker_1_no_hang_multiworker(tiny_corpus, tmp_path
     """Two worker processes, inf only in worker 1's first batch: both skip the step (no worker waits
     in a collective the other never enters) and end with identical, finite weights."""
     data = copy_corpus(tiny_corpus, tmp_path / "data")
-    ports = [_free_port(), _free_port()]
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    procs = []
-    for i in range(2):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
-        procs.append(subprocess.Popen([*WORKER, "multiworker", str(data), str(tmp_path / f"w{i}.json"),
-                                       "fp32", "poison"], cwd=REPO, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True, env=env))
-    logs = []
-    try:
-        for p in procs:
-            logs.append(p.communicate(timeout=400)[0])  # a hang ends here as TimeoutExpired
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert all(p.returncode == 0 for p in procs), "\n".join(lg[-2000:] for lg in logs)
-    r0, r1 = (json.loads((tmp_path / f"w{i}.json").read_text()) for i in range(2))
+    r0, r1 = _run_two_workers(data, tmp_path, "fp32", "poison")  # a hang ends as TimeoutExpired
     assert r0["global_step"] == r1["global_step"] == 2 * 3
     for res in (r0, r1):
         _assert_skipped_together(res)
