@@ -129,6 +129,12 @@ def rejection_from_row(row: SourceRow, reason: str, detail: str = "", normalized
                      normalized=normalized, speaker=row.speaker, duration=duration, origin=row.origin)
 
 
+def rejection_from_sample(s: Sample, reason: str, detail: str = "") -> Rejection:
+    """A kept sample quarantined after all (duplicate audio, split overlap, sentence limit)."""
+    return Rejection(key=s.key, reason=reason, detail=detail, transcript=s.transcript,
+                     normalized=s.transcript, speaker=s.speaker, duration=s.duration, origin=s.origin)
+
+
 def wav_rel_for(audio_rel: str | Path) -> str:
     """Output wav path (relative to the corpus dir) for a source path relative to the data root."""
     return str(Path("wavs") / Path(audio_rel).with_suffix(".wav"))

@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from importers.base import ImportContext, RowList, SourceRow
@@ -95,22 +96,25 @@ def extract(source: Path, ctx: ImportContext) -> Path:
     return extract_source(source, ctx, KEY)
 
 
+def language_folder(folders: Sequence[str], lang: str, where: str) -> str:
+    """Of the folders holding Common Voice TSVs (paths with `/`), the one of `lang`: the only one,
+    or the one named `lang`. MissingInputError naming `where` otherwise."""
+    same = [d for d in folders if d.rstrip("/").rsplit("/", 1)[-1] == lang]
+    cands = same or list(folders)
+    if not cands:
+        raise MissingInputError(f"{where}: no train.tsv/validated.tsv found; is it a Common Voice "
+                                f"dataset archive (cv-corpus-<NN>.0-<date>/{lang}/...)?")
+    if len(cands) > 1:
+        raise MissingInputError(f"{where}: several Common Voice folders ({', '.join(sorted(cands))}) "
+                                f"and none is named {lang!r}; the archive should hold one language")
+    return cands[0]
+
+
 def find_tsv_dir(root: Path, lang: str) -> Path:
     """The folder holding the TSVs and `clips/`, at depth 0-2 under the extraction root."""
-    cands = []
-    for d in [root, *sorted(root.glob("*")), *sorted(root.glob("*/*"))]:
-        if d.is_dir() and ((d / "validated.tsv").is_file() or (d / "train.tsv").is_file()):
-            cands.append(d)
-    if len(cands) > 1:
-        same_lang = [d for d in cands if d.name == lang]
-        cands = same_lang or cands
-    if not cands:
-        raise MissingInputError(f"{root}: no train.tsv/validated.tsv found in the Common Voice archive; "
-                                f"is it a Common Voice dataset archive?")
-    if len(cands) > 1:
-        raise MissingInputError(f"{root}: several Common Voice folders ({', '.join(map(str, cands))}); "
-                                f"the archive should hold one language")
-    return cands[0]
+    cands = [str(d) for d in [root, *sorted(root.glob("*")), *sorted(root.glob("*/*"))]
+             if d.is_dir() and ((d / "validated.tsv").is_file() or (d / "train.tsv").is_file())]
+    return Path(language_folder(cands, lang, str(root)))
 
 
 def list_rows(root: Path, ctx: ImportContext) -> RowList:

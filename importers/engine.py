@@ -43,9 +43,10 @@ from importers.base import (
     Sample,
     SourceRow,
     rejection_from_row,
+    rejection_from_sample,
 )
 from pipeline import audio
-from pipeline.config import FAST_TRAIN, SPLIT_POLICIES
+from pipeline.config import FAST_TRAIN, SPLIT_POLICIES, Config
 from pipeline.corpus_csv import SPLITS, write_rows
 from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_write, remove_stale_temps, write_json
@@ -253,10 +254,8 @@ def assign_splits(samples: list[Sample], official: bool, seed: int,
         for s in assigned[sp]:
             if s.transcript in seen_sent or (speaker_disjoint and s.speaker in seen_spk):
                 what = "sentence" if s.transcript in seen_sent else "speaker"
-                overlap.append(Rejection(key=s.key, reason=SPLIT_OVERLAP,
-                                         detail=f"{what} already in a higher-priority split",
-                                         transcript=s.transcript, normalized=s.transcript,
-                                         speaker=s.speaker, duration=s.duration, origin=s.origin))
+                overlap.append(rejection_from_sample(s, SPLIT_OVERLAP,
+                                                     f"{what} already in a higher-priority split"))
             else:
                 kept.append(s)
         assigned[sp] = kept
@@ -454,7 +453,9 @@ def prepare_wavs_dir(corpus_dir: Path, identity: dict[str, Any]) -> None:
 
 def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
                 identity: dict[str, Any]) -> ImportReport:
-    """Run the shared pipeline on the rows of one corpus and write all its outputs."""
+    """Run the shared pipeline on the rows of one corpus and write all its outputs: listings
+    deduplicated, each clip checked and converted once (in parallel), duplicate audio dropped, the
+    per-sentence limit, the splits, then the CSVs, the quarantine and the report."""
     cfg, paths = ctx.cfg, ctx.paths
     start = time.monotonic()
     corpus_dir = paths.corpus_dir(key)
@@ -469,59 +470,14 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
             report.notes.append(f"FAST_TRAIN=1: {dropped} rows not imported (limit "
                                 f"{FAST_TRAIN.import_total})")
     rejections: list[Rejection] = list(rl.rejected)
-    # The same clip listed twice (e.g. in two TSVs): keep the first listing. With splits used as
-    # given, a clip may be listed once per split (an overfit test lists it in all three).
-    seen_keys: set[tuple[str | None, str]] = set()
-    unique_rows: list[SourceRow] = []
-    for r in rl.rows:
-        listing = (r.split if rl.fixed_splits else None, r.key)
-        if listing in seen_keys:
-            rejections.append(rejection_from_row(r, DUPLICATE_CLIP, "listed twice"
-                                                 + (f" in {r.split}" if rl.fixed_splits else "")))
-        else:
-            seen_keys.add(listing)
-            unique_rows.append(r)
+    unique_rows = _dedupe_listings(rl, rejections)
     settings = RowSettings(corpus_dir=corpus_dir,
                            rules=rules_for(ctx.pack, cfg.data.english_compatible,
                                            cfg.data.strict_alphabet),
                            min_duration=cfg.data.min_duration, max_duration=cfg.data.max_duration,
                            sample_rate=cfg.data.audio_sample_rate)
-    # Each clip is checked and converted once, even when listed in several splits.
-    first_listing: dict[str, SourceRow] = {}
-    for r in unique_rows:
-        first_listing.setdefault(r.key, r)
-    try:
-        converted = run_rows(list(first_listing.values()), settings, _workers(cfg.general.workers),
-                             f"import {key}")
-    except OSError as exc:  # raised in a pool worker: name the directory being filled
-        from pipeline.fsutil import disk_full_error, is_disk_full
-
-        if is_disk_full(exc):
-            raise disk_full_error(exc, corpus_dir / "wavs") from None
-        raise
-    except BrokenProcessPool:
-        from pipeline.errors import PipelineError
-
-        raise PipelineError(f"a worker converting {key} clips died (killed by the system, e.g. out of "
-                            f"memory: lower WORKERS); rerun to continue, converted clips are kept") from None
-    by_key = {r.key: res for r, res in zip(first_listing.values(), converted, strict=True)}
-    results = [_as_listed(by_key[r.key], r) for r in unique_rows]
-    samples: list[Sample] = []
-    seen_hash: dict[tuple[str | None, str], str] = {}
-    for res in results:
-        if isinstance(res, Rejection):
-            rejections.append(res)
-            continue
-        same_audio = (res.split if rl.fixed_splits else None, res.content_hash)
-        if same_audio in seen_hash:
-            rejections.append(Rejection(key=res.key, reason=DUPLICATE_CLIP,
-                                        detail=f"same audio bytes as {seen_hash[same_audio]}",
-                                        transcript=res.transcript, normalized=res.transcript,
-                                        speaker=res.speaker, duration=res.duration,
-                                        origin=res.origin))
-        else:
-            seen_hash[same_audio] = res.key
-            samples.append(res)
+    results = _convert_once(key, unique_rows, settings, _workers(cfg.general.workers))
+    samples = _dedupe_audio(results, rl.fixed_splits, rejections)
     if rl.max_clips_per_sentence > 0:
         samples, limited = _limit_per_sentence(samples, rl.max_clips_per_sentence, seed)
         rejections += limited
@@ -541,7 +497,76 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
         write_csv(paths.corpus_csv(key, sp), splits[sp])
     rejections.sort(key=lambda r: (r.reason, r.key))
     write_quarantine(paths.corpus_quarantine(key), rejections)
+    _fill_report(report, rl, samples, splits, rejections, settings, cfg)
+    report.elapsed_s = round(time.monotonic() - start, 2)
+    write_json(paths.corpus_report(key), report.to_json())
+    return report
 
+
+def _dedupe_listings(rl: RowList, rejections: list[Rejection]) -> list[SourceRow]:
+    """The same clip listed twice (e.g. in two TSVs): keep the first listing. With splits used as
+    given, a clip may be listed once per split (an overfit test lists it in all three)."""
+    seen: set[tuple[str | None, str]] = set()
+    unique_rows: list[SourceRow] = []
+    for r in rl.rows:
+        listing = (r.split if rl.fixed_splits else None, r.key)
+        if listing in seen:
+            rejections.append(rejection_from_row(r, DUPLICATE_CLIP, "listed twice"
+                                                 + (f" in {r.split}" if rl.fixed_splits else "")))
+        else:
+            seen.add(listing)
+            unique_rows.append(r)
+    return unique_rows
+
+
+def _convert_once(key: str, rows: list[SourceRow], settings: RowSettings,
+                  workers: int) -> list[Sample | Rejection]:
+    """Check and convert each clip once (even when listed in several splits), one result per
+    listing; a full disk or a killed worker becomes one clear error."""
+    first_listing: dict[str, SourceRow] = {}
+    for r in rows:
+        first_listing.setdefault(r.key, r)
+    try:
+        converted = run_rows(list(first_listing.values()), settings, workers, f"import {key}")
+    except OSError as exc:  # raised in a pool worker: name the directory being filled
+        from pipeline.fsutil import disk_full_error, is_disk_full
+
+        if is_disk_full(exc):
+            raise disk_full_error(exc, settings.corpus_dir / "wavs") from None
+        raise
+    except BrokenProcessPool:
+        from pipeline.errors import PipelineError
+
+        raise PipelineError(f"a worker converting {key} clips died (killed by the system, e.g. out of "
+                            f"memory: lower WORKERS); rerun to continue, converted clips are kept") from None
+    by_key = {r.key: res for r, res in zip(first_listing.values(), converted, strict=True)}
+    return [_as_listed(by_key[r.key], r) for r in rows]
+
+
+def _dedupe_audio(results: list[Sample | Rejection], fixed_splits: bool,
+                  rejections: list[Rejection]) -> list[Sample]:
+    """Kept samples; rejections, and clips whose audio bytes another kept clip already has (per
+    split when the splits are given), go to `rejections`."""
+    samples: list[Sample] = []
+    seen_hash: dict[tuple[str | None, str], str] = {}
+    for res in results:
+        if isinstance(res, Rejection):
+            rejections.append(res)
+            continue
+        same_audio = (res.split if fixed_splits else None, res.content_hash)
+        if same_audio in seen_hash:
+            rejections.append(rejection_from_sample(res, DUPLICATE_CLIP,
+                                                    f"same audio bytes as {seen_hash[same_audio]}"))
+        else:
+            seen_hash[same_audio] = res.key
+            samples.append(res)
+    return samples
+
+
+def _fill_report(report: ImportReport, rl: RowList, samples: list[Sample],
+                 splits: dict[str, list[Sample]], rejections: list[Rejection], settings: RowSettings,
+                 cfg: Config) -> None:
+    """Counts, reasons with examples, hours and speakers, per split and in total."""
     kept = [s for sp in SPLITS for s in splits[sp]]
     reasons = Counter(r.reason for r in rejections)
     # rows left out by the user's own settings; split overlap counts (issue #16)
@@ -571,11 +596,8 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
     report.settings = {"MIN_DURATION": cfg.data.min_duration, "MAX_DURATION": cfg.data.max_duration,
                        "ENGLISH_COMPATIBLE": cfg.data.english_compatible,
                        "DUPLICATE_SENTENCE_COUNT": cfg.data.duplicate_sentence_count,
-                       "RANDOM_SEED": seed, "FAST_TRAIN": cfg.general.fast_train,
+                       "RANDOM_SEED": cfg.general.random_seed, "FAST_TRAIN": cfg.general.fast_train,
                        "STRICT_ALPHABET": cfg.data.strict_alphabet}
-    report.elapsed_s = round(time.monotonic() - start, 2)
-    write_json(paths.corpus_report(key), report.to_json())
-    return report
 
 
 def folded_summary(samples: Iterable[Sample], alphabet: frozenset[str]) -> dict[str, dict[str, Any]]:
@@ -605,10 +627,8 @@ def _limit_per_sentence(samples: list[Sample], n: int, seed: int
         ranked = sorted(group, key=lambda s: _rank(seed, s.key))
         keep.update(s.key for s in ranked[:n])
         for s in ranked[n:]:
-            out.append(Rejection(key=s.key, reason=SENTENCE_LIMIT,
-                                 detail=f"more than DUPLICATE_SENTENCE_COUNT={n} clips of this sentence",
-                                 transcript=s.transcript, normalized=s.transcript, speaker=s.speaker,
-                                 duration=s.duration, origin=s.origin))
+            out.append(rejection_from_sample(
+                s, SENTENCE_LIMIT, f"more than DUPLICATE_SENTENCE_COUNT={n} clips of this sentence"))
     return [s for s in samples if s.key in keep], out
 
 

@@ -27,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from importers.common_voice import language_folder
 from pipeline.errors import MissingInputError, PipelineError, UsageError
 from pipeline.fsutil import atomic_write, write_text
 
@@ -87,16 +88,9 @@ def _read_tsvs(archive: Path, code: str, tmp: Path) -> Path:
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise MissingInputError(f"--from-cv {archive}: not a readable .tar(.gz) Common Voice "
                                 f"archive ({exc})") from None
-    dirs = [d for d in found if "validated.tsv" in found[d]]
-    same = [d for d in dirs if d.rsplit("/", 1)[-1] == code]
-    dirs = same or dirs
-    if not dirs:
-        raise MissingInputError(f"--from-cv {archive}: no validated.tsv in the archive; is it a "
-                                f"Common Voice dataset archive (cv-corpus-<NN>.0-<date>/{code}/...)?")
-    if len(dirs) > 1:
-        raise MissingInputError(f"--from-cv {archive}: several Common Voice folders "
-                                f"({', '.join(sorted(dirs))}) and none is named {code!r}")
-    for name, data in found[dirs[0]].items():
+    folder = language_folder([d for d in found if "validated.tsv" in found[d]], code,
+                             f"--from-cv {archive}")
+    for name, data in found[folder].items():
         (tmp / name).write_bytes(data)
     return tmp
 

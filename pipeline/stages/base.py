@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,9 +176,13 @@ class PlanItem:
     action: str  # "run" | "skip"
     reason: str
     fingerprint: str
-    # Recomputes the fingerprint after the stage ran: `extra_fingerprint` inputs made by upstream
-    # stages of this same run (e.g. a new best checkpoint) must be what the marker records.
-    refingerprint: Callable[[], str] | None = field(default=None, compare=False)
+    registry: Mapping[str, Stage] = field(default_factory=dict, compare=False, repr=False)
+
+    def current_fingerprint(self, cfg: Config, paths: Paths) -> str:
+        """The fingerprint recomputed after the stage ran: `extra_fingerprint` inputs made by
+        upstream stages of this same run (e.g. a new best checkpoint) must be what the marker
+        records."""
+        return fingerprint(self.stage, cfg, paths, dict(self.registry))
 
 
 def select_stages(order: Sequence[Stage], stages: Sequence[str] | None = None,
@@ -208,7 +212,6 @@ def plan(order: Sequence[Stage], selected: Sequence[Stage], cfg: Config, paths: 
     rerun: set[str] = set()
     for stage in selected:
         fp = fingerprint(stage, cfg, paths, registry, memo)
-        refp = (lambda st=stage: fingerprint(st, cfg, paths, registry))
         disabled = stage.disabled_reason(cfg)
         if disabled:
             items.append(PlanItem(stage, "skip", f"disabled: {disabled}", fp))
@@ -218,7 +221,7 @@ def plan(order: Sequence[Stage], selected: Sequence[Stage], cfg: Config, paths: 
             items.append(PlanItem(stage, "skip", "done with the same settings", fp))
         else:
             rerun.add(stage.name)
-            items.append(PlanItem(stage, "run", reason, fp, refp))
+            items.append(PlanItem(stage, "run", reason, fp, registry))
     return items
 
 
@@ -302,7 +305,7 @@ def execute(items: Sequence[PlanItem], cfg: Config, paths: Paths) -> None:
             raise PipelineError(f"stage {stage.name} finished but did not produce "
                                 f"{', '.join(_rel(p, paths.root) for p in absent)}")
         if not stage.always_run:
-            fp = item.refingerprint() if item.refingerprint else item.fingerprint
+            fp = item.current_fingerprint(cfg, paths)
             crashpoint(f"stage.{stage.name}.before_marker")
             write_marker(paths, stage, cfg, fp, duration, outputs)
         shutil.rmtree(tmp, ignore_errors=True)
