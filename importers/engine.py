@@ -481,9 +481,10 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
         else:
             seen_keys.add(listing)
             unique_rows.append(r)
-    settings = RowSettings(corpus_dir=corpus_dir,
-                           rules=rules_for(ctx.pack, cfg.data.english_compatible,
-                                           cfg.data.strict_alphabet),
+    rules = rules_for(ctx.pack, cfg.data.english_compatible, cfg.data.strict_alphabet)
+    if cfg.data.bytes_output_mode:
+        rules = dataclasses.replace(rules, bytes_output_mode=True)
+    settings = RowSettings(corpus_dir=corpus_dir, rules=rules,
                            min_duration=cfg.data.min_duration, max_duration=cfg.data.max_duration,
                            sample_rate=cfg.data.audio_sample_rate)
     # Each clip is checked and converted once, even when listed in several splits.
@@ -572,7 +573,8 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
                        "ENGLISH_COMPATIBLE": cfg.data.english_compatible,
                        "DUPLICATE_SENTENCE_COUNT": cfg.data.duplicate_sentence_count,
                        "RANDOM_SEED": seed, "FAST_TRAIN": cfg.general.fast_train,
-                       "STRICT_ALPHABET": cfg.data.strict_alphabet}
+                       "STRICT_ALPHABET": cfg.data.strict_alphabet,
+                       "BYTES_OUTPUT_MODE": cfg.data.bytes_output_mode}
     report.elapsed_s = round(time.monotonic() - start, 2)
     write_json(paths.corpus_report(key), report.to_json())
     return report
