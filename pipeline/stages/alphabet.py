@@ -30,10 +30,12 @@ def run(ctx: StageContext) -> None:
     if cfg.data.bytes_output_mode:
         # DeepSpeech's bytes output mode: labels are UTF-8 bytes whatever the language pack says
         alphabet = ByteAlphabet()
-        source += ", BYTES_OUTPUT_MODE=1: 255 UTF-8 byte labels"
+        source += ", BYTES_OUTPUT_MODE=1"
+    layout = ("Labels are UTF-8 bytes: label = byte - 1, blank 255 (DeepSpeech's UTF8Alphabet)."
+              if cfg.data.bytes_output_mode else
+              "One label per line; the line holding one space is the space label; \\# is '#'.")
     alphabet.write(paths.alphabet, header=[
-        f"ds-pipeline alphabet, language pack {source}: {len(alphabet)} labels + CTC blank.",
-        "One label per line; the line holding one space is the space label; \\# is '#'."])
+        f"ds-pipeline alphabet, language pack {source}: {len(alphabet)} labels + CTC blank.", layout])
     crashpoint("alphabet.write")
 
     report = build_alphabet_report(cfg, paths, alphabet, source)
