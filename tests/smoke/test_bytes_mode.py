@@ -1,12 +1,16 @@
 """Bytes output mode end to end (issue #15 item 5): DeepSpeech's `--bytes_output_mode` as BYTES_OUTPUT_MODE.
 
-Four Mandarin (`cmn`) phrases spoken by espeak-ng in two voices are imported with TRAIN_FILES (the
+Three Mandarin (`cmn`) phrases spoken by espeak-ng are imported with TRAIN_FILES (the
 English pack: in bytes mode the pack's alphabet does not limit the labels), trained on UTF-8 bytes
 (255 byte labels + blank = 256 outputs), given a UTF-8-mode character scorer by the lm stage and
 exported. The model overfits the phrases, so every decoder must give them back exactly: our greedy
 and scorer decoding through `transcribe`, and libdeepspeech 0.9.3 / libstt 1.4.0 with our scorer.
 DeepSpeech's own `pruned_lm.bytes.scorer` (an English letter LM) loads in every runtime without a
 mode error; an alphabet-mode scorer is refused in one line naming both.
+
+Training settings: the whole set in one batch at LEARNING_RATE 0.001 with N_HIDDEN 256. Measured on
+this 3-clip set: N_HIDDEN 64-100 at 0.002-0.005 (batches of 1-4) stayed on the all-blank plateau
+(loss ~26) for 150-450 epochs; N_HIDDEN 256 left it by epoch ~100 (loss 6 at epoch 173).
 """
 
 from __future__ import annotations
@@ -18,16 +22,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from tests.helpers import REPO, run_cli
 
 DATA = REPO / "tests/data"
-PHRASES = ["你好", "谢谢你", "再见", "我爱北京"]
-VOICES = [("cmn", 50), ("cmn", 70)]  # (voice, pitch)
+PHRASES = ["你好", "谢谢你", "我爱北京"]
+VOICES = [("cmn", 50)]  # (voice, pitch): one voice, overfit like DeepSpeech's smoke test
 
 
 def _clips(src: Path) -> list[tuple[str, str]]:
+    from pipeline.audio import to_16k_pcm16, write_wav
     from tests.espeak import speak
 
     rows = []
@@ -36,7 +40,8 @@ def _clips(src: Path) -> list[tuple[str, str]]:
             audio, rate = speak(text, voice=voice, pitch=pitch)
             pad = np.zeros(int(0.15 * rate), np.float32)
             name = f"p{i}v{j}.wav"
-            sf.write(str(src / name), np.concatenate([pad, audio, pad]), rate, subtype="PCM_16")
+            # 16 kHz mono PCM16: what the DeepSpeech C clients read without resampling
+            write_wav(src / name, to_16k_pcm16(np.concatenate([pad, audio, pad]), rate))
             rows.append((name, text))
     return rows
 
@@ -62,8 +67,8 @@ def bytes_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                    "--set", "MODEL_LANGUAGE=en", "--set", "BYTES_OUTPUT_MODE=1",
                    "--set", "TRAIN_FILES=train.csv", "--set", "DEV_FILES=dev.csv",
                    "--set", "TEST_FILES=test.csv", "--set", "MIN_DURATION=0.2",
-                   "--set", "N_HIDDEN=64", "--set", "EPOCHS=120", "--set", "BATCH_SIZE=4",
-                   "--set", "LEARNING_RATE=0.005", "--set", "DROPOUT=0", "--set", "EARLY_STOP=0",
+                   "--set", "N_HIDDEN=256", "--set", "EPOCHS=300", "--set", "BATCH_SIZE=3",
+                   "--set", "LEARNING_RATE=0.001", "--set", "DROPOUT=0", "--set", "EARLY_STOP=0",
                    "--set", "LM_ORDER=2", "--set", "LIVE_TRANSCRIPTS=0", "--set", "WORKERS=1",
                    timeout=3600)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -114,8 +119,8 @@ def test_transcribe_gives_the_mandarin_back(bytes_run: Path) -> None:
 def test_alphabet_scorer_is_refused_in_one_line(bytes_run: Path) -> None:
     proc = run_cli("transcribe", "--model", str(bytes_run / "models/output_graph.tflite"),
                    "--scorer", str(DATA / "deepspeech_smoke/pruned_lm.scorer"), str(_wavs(bytes_run)[0]))
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "error" in line]  # TFLite logs an INFO line
     assert len(lines) == 1 and "pruned_lm.scorer" in lines[0] and "output_graph.tflite" in lines[0]
     assert "UTF-8" in lines[0] and "alphabet-mode" in lines[0]
 
