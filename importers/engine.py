@@ -471,9 +471,10 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
                                 f"{FAST_TRAIN.import_total})")
     rejections: list[Rejection] = list(rl.rejected)
     unique_rows = _dedupe_listings(rl, rejections)
-    settings = RowSettings(corpus_dir=corpus_dir,
-                           rules=rules_for(ctx.pack, cfg.data.english_compatible,
-                                           cfg.data.strict_alphabet),
+    rules = rules_for(ctx.pack, cfg.data.english_compatible, cfg.data.strict_alphabet)
+    if cfg.data.bytes_output_mode:
+        rules = dataclasses.replace(rules, bytes_output_mode=True)
+    settings = RowSettings(corpus_dir=corpus_dir, rules=rules,
                            min_duration=cfg.data.min_duration, max_duration=cfg.data.max_duration,
                            sample_rate=cfg.data.audio_sample_rate)
     results = _convert_once(key, unique_rows, settings, _workers(cfg.general.workers))
@@ -597,7 +598,8 @@ def _fill_report(report: ImportReport, rl: RowList, samples: list[Sample],
                        "ENGLISH_COMPATIBLE": cfg.data.english_compatible,
                        "DUPLICATE_SENTENCE_COUNT": cfg.data.duplicate_sentence_count,
                        "RANDOM_SEED": cfg.general.random_seed, "FAST_TRAIN": cfg.general.fast_train,
-                       "STRICT_ALPHABET": cfg.data.strict_alphabet}
+                       "STRICT_ALPHABET": cfg.data.strict_alphabet,
+                       "BYTES_OUTPUT_MODE": cfg.data.bytes_output_mode}
 
 
 def folded_summary(samples: Iterable[Sample], alphabet: frozenset[str]) -> dict[str, dict[str, Any]]:

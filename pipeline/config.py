@@ -113,6 +113,9 @@ class GeneralConfig:
 class DataConfig:
     english_compatible: bool = var(False, "ENGLISH_COMPATIBLE",
                                    "transliterate labels and LM text to the English a-z' alphabet")
+    bytes_output_mode: bool = var(False, "BYTES_OUTPUT_MODE",
+                                  "DeepSpeech's --bytes_output_mode: train on UTF-8 bytes (255 byte labels "
+                                  "+ blank, for large alphabets such as Chinese) with a UTF-8-mode scorer")
     strict_alphabet: bool = var(False, "STRICT_ALPHABET",
                                 "quarantine transcripts with letters missing from the alphabet instead "
                                 "of folding them to a base letter (ñ -> n); folds are always counted")

@@ -160,7 +160,8 @@ def _main(argv: list[str]) -> int:
         t0 = time.perf_counter()
         ptr = f("SpeechToText")(state, buf, n)
         times.append(time.perf_counter() - t0)
-        texts.append(ctypes.string_at(ptr).decode("utf-8") if ptr else "")
+        # errors="replace": a bytes-mode model can emit an invalid UTF-8 sequence
+        texts.append(ctypes.string_at(ptr).decode("utf-8", errors="replace") if ptr else "")
         if ptr:
             f("FreeString")(ptr)
     f("FreeModel")(state)

@@ -133,6 +133,11 @@ def load_heldout(path: Path) -> set[str]:
         return {clean_line(line) for line in fh if line.strip()}
 
 
+def char_tokens(line: str) -> str:
+    """A line as space-separated codepoints, spaces dropped: the text of a UTF-8 (bytes mode) LM."""
+    return " ".join(ch for ch in line if not ch.isspace())
+
+
 def write_lm_text(out_gz: Path, sources: Iterable[tuple[str, Iterable[str]]], heldout: set[str],
                   ) -> tuple[TextStats, collections.Counter[str]]:
     """Write the cleaned LM text (gzip) and count words. `sources` = (name, lines) pairs whose
@@ -316,14 +321,21 @@ def build_language_model(cfg: Config, paths: Paths, pack: LanguagePack, tmp: Pat
     for p in present:
         sources.append((str(p.relative_to(paths.root)), read_transcripts(p)))
 
+    if cfg.data.bytes_output_mode:
+        # DeepSpeech's UTF-8 scorers are character LMs: every codepoint is a "word"
+        sources = [(name, (char_tokens(line) for line in lines)) for name, lines in sources]
+        heldout = {char_tokens(h) for h in heldout}
     text_gz = tmp / "lm_text.txt.gz"
     stats, counts = write_lm_text(text_gz, sources, heldout)
     mode = text_mode(stats)
     if mode["mode"] == "training_sentences":
         # only the training transcripts, as they are: external text would dilute a closed
         # vocabulary and could bring held-out sentences of its own
-        stats, counts = write_lm_text(
-            text_gz, [(str(p.relative_to(paths.root)), read_transcripts(p)) for p in present], set())
+        again: list[tuple[str, Iterable[str]]] = [
+            (str(p.relative_to(paths.root)), read_transcripts(p)) for p in present]
+        if cfg.data.bytes_output_mode:
+            again = [(name, (char_tokens(line) for line in lines)) for name, lines in again]
+        stats, counts = write_lm_text(text_gz, again, set())
         mode["detail"] += f" ({stats.lines} lines, {len(counts)} words)"
         log.warning("LM text: %s", mode["detail"])
     if stats.words == 0:
@@ -337,7 +349,7 @@ def build_language_model(cfg: Config, paths: Paths, pack: LanguagePack, tmp: Pat
     build = build_kenlm(text_gz, vocab, paths.lm_binary, settings, tools, tmp / "kenlm")
     text_gz.unlink(missing_ok=True)
     info = build_scorer(paths.lm_binary, vocab, alphabet, cfg.lm.lm_alpha, cfg.lm.lm_beta,
-                        paths.scorer)
+                        paths.scorer, utf8=cfg.data.bytes_output_mode)
     n_trie_words = sum(1 for w in vocab if clean_line(w) and not alphabet.missing(w))
     cov = coverage(set(vocab), heldout)
     report = {

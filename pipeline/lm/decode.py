@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.procs import die_with_parent
-from pipeline.text.alphabet import Alphabet
+from pipeline.text.alphabet import Alphabet, is_bytes_mode
 
 LN10 = math.log(10.0)
 # Log-probability floor (ds_ctcdecoder adds FLT_MIN before the log).
@@ -162,12 +162,14 @@ class Decoder:
         self.words: list[str] = []
         self._lm: Any = None
         self._trie: Any = None
+        self.utf8 = False
         self.rescued = 0  # utterances decoded a second time (for benchmarks and logs)
         if self.scorer_path is not None:
             from pipeline.lm.scorer import check_scorer_mode, read_scorer, vocabulary
 
             info = read_scorer(self.scorer_path)
-            check_scorer_mode(info, model_utf8=False, model=model_name)
+            self.utf8 = is_bytes_mode(alphabet)
+            check_scorer_mode(info, model_utf8=self.utf8, model=model_name)
             self.words = list(vocabulary(info, alphabet))
             self._word_dict = Dictionary([*self.words, "<unk>"])
             self._unk = self._word_dict.get_index("<unk>")
@@ -176,7 +178,8 @@ class Decoder:
             start = self._lm.start(False)
             self._trie = fl.Trie(self.num_classes, self.space)
             for idx, word in enumerate(self.words):
-                spelling = [*alphabet.encode(word), self.space]
+                # UTF-8 mode: a "word" is one codepoint, complete after its last byte (no space)
+                spelling = [*alphabet.encode(word)] + ([] if self.utf8 else [self.space])
                 _, score = self._lm.score(start, idx)
                 self._trie.insert(spelling, idx, score)
             self._trie.smear(fl.SmearingMode.MAX)
@@ -215,7 +218,7 @@ class Decoder:
         em = log_emissions(probs, pruning, self.space)
         n = len(em)
         best_path = float(em.max(axis=1).sum())
-        if self._lm is not None:
+        if self._lm is not None and not self.utf8:
             # One frame that certainly emits a space: completes and LM-scores the last word.
             tail = np.full((1, self.num_classes), -1e4, dtype=np.float32)
             tail[0, self.space] = 0.0
@@ -242,7 +245,8 @@ class Decoder:
         if best is None:
             return ""
         if self._lm is not None:
-            return " ".join(self.words[w] for w in best.words if 0 <= w < len(self.words))
+            sep = "" if self.utf8 else " "
+            return sep.join(self.words[w] for w in best.words if 0 <= w < len(self.words))
         ids: list[int] = []
         prev = -1
         for t in best.tokens:
@@ -267,7 +271,7 @@ class Decoder:
             _WORKER = self
             pool = ctx.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),))
         else:
-            args = (os.getpid(), self.alphabet.labels, self.scorer_path, self.alpha, self.beta,
+            args = (os.getpid(), self.alphabet, self.scorer_path, self.alpha, self.beta,
                     self.beam_width, self.cutoff_top_n, self.pruning, self.rescue, self.rescue_gap)
             pool = ctx.Pool(workers, initializer=_init_worker, initargs=args)
         try:
@@ -291,12 +295,12 @@ def start_method() -> str:
 _WORKER: Decoder | None = None
 
 
-def _init_worker(parent: int, labels: tuple[str, ...], scorer_path: Path | None, alpha: float, beta: float,
+def _init_worker(parent: int, alphabet: Alphabet, scorer_path: Path | None, alpha: float, beta: float,
                  beam_width: int, cutoff_top_n: int, pruning: Pruning, rescue: Pruning | None,
                  rescue_gap: float) -> None:
     global _WORKER
     die_with_parent(parent)
-    _WORKER = Decoder(Alphabet(labels), scorer_path, alpha, beta, beam_width, cutoff_top_n,
+    _WORKER = Decoder(alphabet, scorer_path, alpha, beta, beam_width, cutoff_top_n,
                       pruning, rescue, rescue_gap)
 
 

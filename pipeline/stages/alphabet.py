@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def run(ctx: StageContext) -> None:
+    from pipeline.text.alphabet import ByteAlphabet
     from pipeline.text.alphabet_report import build_alphabet_report
     from pipeline.text.normalize import target_alphabet
 
@@ -26,9 +27,15 @@ def run(ctx: StageContext) -> None:
     english = cfg.data.english_compatible
     alphabet = target_alphabet(ctx.pack, english)
     source = "en (ENGLISH_COMPATIBLE=1)" if english else ctx.pack.code
+    if cfg.data.bytes_output_mode:
+        # DeepSpeech's bytes output mode: labels are UTF-8 bytes whatever the language pack says
+        alphabet = ByteAlphabet()
+        source += ", BYTES_OUTPUT_MODE=1"
+    layout = ("Labels are UTF-8 bytes: label = byte - 1, blank 255 (DeepSpeech's UTF8Alphabet)."
+              if cfg.data.bytes_output_mode else
+              "One label per line; the line holding one space is the space label; \\# is '#'.")
     alphabet.write(paths.alphabet, header=[
-        f"ds-pipeline alphabet, language pack {source}: {len(alphabet)} labels + CTC blank.",
-        "One label per line; the line holding one space is the space label; \\# is '#'."])
+        f"ds-pipeline alphabet, language pack {source}: {len(alphabet)} labels + CTC blank.", layout])
     crashpoint("alphabet.write")
 
     report = build_alphabet_report(cfg, paths, alphabet, source)
@@ -46,7 +53,7 @@ STAGE = Stage(
     name="alphabet",
     help="write models/alphabet.txt and report characters outside it",
     run=run,
-    config_keys=("MODEL_LANGUAGE", "ENGLISH_COMPATIBLE"),
+    config_keys=("MODEL_LANGUAGE", "ENGLISH_COMPATIBLE", "BYTES_OUTPUT_MODE"),
     depends_on=("import",),
     produces=lambda cfg, paths: [paths.alphabet, paths.alphabet_report],
     extra_fingerprint=pack_parts("alphabet"),

@@ -85,7 +85,7 @@ STAGE = Stage(
     name="export",
     help="export .pb, .pbmm and .tflite models into models/",
     run=run,
-    config_keys=("MODEL_LANGUAGE", "N_HIDDEN", "BEAM_WIDTH", "ONLY_EXPORT", "EXPORT_PARITY_CLIPS",
+    config_keys=("MODEL_LANGUAGE", "N_HIDDEN", "BEAM_WIDTH", "BYTES_OUTPUT_MODE", "ONLY_EXPORT", "EXPORT_PARITY_CLIPS",
                  "AUDIO_SAMPLE_RATE"),
     depends_on=("train", "alphabet"),
     requires=lambda cfg, paths: [paths.best_checkpoint_dir, paths.alphabet],

@@ -33,6 +33,8 @@ class Alphabet:
     # --- construction -------------------------------------------------------------------------
     @classmethod
     def from_text(cls, text: str, source: str = "<alphabet>") -> Alphabet:
+        if BYTES_MARKER in text.splitlines():
+            return ByteAlphabet()
         labels: list[str] = []
         for lineno, raw in enumerate(text.splitlines(), 1):
             if raw == "\\#":
@@ -124,6 +126,8 @@ class Alphabet:
     @classmethod
     def deserialize(cls, data: bytes) -> Alphabet:
         (count,) = struct.unpack_from("<H", data, 0)
+        if data == ByteAlphabet().serialize():
+            return ByteAlphabet()
         pos = 2
         pairs: dict[int, str] = {}
         for _ in range(count):
@@ -132,3 +136,55 @@ class Alphabet:
             pairs[idx] = data[pos:pos + n].decode("utf-8")
             pos += n
         return cls(tuple(pairs[i] for i in range(count)))
+
+
+# Marker line of a bytes-mode alphabet.txt (DeepSpeech ignores the alphabet file in that mode; ours
+# records the mode so every stage reading models/alphabet.txt sees it).
+BYTES_MARKER = "# ds-pipeline: bytes output mode (BYTES_OUTPUT_MODE=1)"
+
+
+@dataclass(frozen=True)
+class ByteAlphabet(Alphabet):
+    """DeepSpeech's bytes output mode (`UTF8Alphabet`): 255 labels, label i = UTF-8 byte i + 1 (NUL is
+    never in a transcript), CTC blank 255, so 256 outputs; the space label is 31 (byte 0x20).
+
+    `labels` holds each byte as the Latin-1 character of the same value, so the label bookkeeping of
+    `Alphabet` (size, blank, space index) is unchanged; text goes through UTF-8 instead."""
+
+    labels: tuple[str, ...] = tuple(chr(b) for b in range(1, 256))
+
+    def __post_init__(self) -> None:
+        if self.labels != tuple(chr(b) for b in range(1, 256)):
+            raise ConfigError("a bytes-mode alphabet has exactly the 255 byte labels 1..255")
+
+    @classmethod
+    def create(cls) -> ByteAlphabet:
+        return cls()
+
+    def missing(self, text: str) -> list[str]:
+        return ["\x00"] if "\x00" in text else []
+
+    def encode(self, text: str) -> list[int]:
+        raw = text.encode("utf-8")
+        if b"\x00" in raw:
+            raise ValueError(f"{text!r} holds a NUL byte, which bytes output mode cannot encode")
+        return [b - 1 for b in raw]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Labels -> UTF-8 text; an invalid byte sequence becomes U+FFFD (as DeepSpeech's decode)."""
+        raw = bytes(i + 1 for i in ids if 0 <= i < 255)
+        return raw.decode("utf-8", errors="replace")
+
+    def to_text(self, header: Sequence[str] = ()) -> str:
+        lines = [BYTES_MARKER, *(f"# {h}" for h in header)]
+        return "\n".join(lines) + "\n"
+
+    def serialize(self) -> bytes:
+        """DeepSpeech's `UTF8Alphabet.serialize`: 255 pairs (i, 1, byte i + 1): raw bytes, not UTF-8."""
+        out = [struct.pack("<H", 255)]
+        out.extend(struct.pack("<HH", i, 1) + bytes([i + 1]) for i in range(255))
+        return b"".join(out)
+
+
+def is_bytes_mode(alphabet: Alphabet) -> bool:
+    return isinstance(alphabet, ByteAlphabet)

@@ -88,6 +88,8 @@ class TextRules:
     english_compatible: bool = False
     in_word: tuple[str, ...] = ()
     strict_alphabet: bool = False
+    # BYTES_OUTPUT_MODE: labels are UTF-8 bytes, so every character is kept (no script or alphabet check)
+    bytes_output_mode: bool = False
 
     @functools.cached_property
     def alphabet_set(self) -> frozenset[str]:
@@ -291,6 +293,12 @@ def normalize_text(text: str, rules: TextRules) -> Normalized:
     s, rejected = clean_text(text, rules)
     if rejected is not None:
         return rejected
+    if rules.bytes_output_mode:
+        # any script is kept; punctuation of any script (e.g. "。") goes like ASCII punctuation
+        s = "".join(" " if c == "\x00" or (c != "'" and unicodedata.category(c).startswith("P"))
+                    else c for c in s)
+        s = _WS.sub(" ", s).strip()
+        return Normalized(s) if s else Normalized(None, EMPTY, "nothing left after normalization")
     alphabet = rules.alphabet_set
     unknown = set(s) - alphabet
     foreign = sorted(c for c in unknown if c.isalpha() and not _is_latin_letter(c))
