@@ -208,7 +208,7 @@ def run(label: str, test: list[str], probs: list[np.ndarray], binary: Path, scor
         fns["pyctcdecode"] = lambda p, b=beam: py.decode(log_of[id(p)], beam_width=b)
         res = timed(fns, probs, args.repeats, args.window)
         t_py = res["pyctcdecode"][1]
-        for name, d in decoders.items():  # the same transcripts as the reference search
+        for name in decoders:  # the same transcripts as the reference search
             ref = Decoder(ALPHABET, scorer, args.alpha, args.beta, beam_width=beam, **VARIANTS[name])
             ref.reference = True
             same = [ref.decode(p) for p in probs] == res[name][0]
