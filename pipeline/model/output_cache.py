@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import Config
-from pipeline.fsutil import atomic_write
+from pipeline.fsutil import atomic_write, remove_stale_temps
 from pipeline.model.inference import Utterance
 from pipeline.paths import Paths
 
@@ -70,6 +70,7 @@ def _save(path: Path, key: str, utts: Sequence[Utterance]) -> None:
     probs = (np.concatenate([u.probs for u in utts]).astype(np.float16) if utts
              else np.zeros((0, classes), np.float16))
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path.parent)  # a write cut short by a crash
     with atomic_write(path, "wb", encoding=None) as fh:
         np.savez(fh, key=np.asarray(key), probs=probs, offsets=np.concatenate([[0], np.cumsum(lengths)]),
                  wav=np.asarray([u.wav_filename for u in utts], dtype=str),

@@ -98,5 +98,5 @@ STAGE = Stage(
     depends_on=("train", "lm", "lm_optimize"),
     requires=lambda cfg, paths: [paths.best_checkpoint_dir],
     produces=lambda cfg, paths: [paths.test_results],
-    version=2,
+    version=3,  # 3: decodes the cached float16 acoustic outputs
 )

@@ -101,4 +101,5 @@ STAGE = Stage(
     requires=lambda cfg, paths: [paths.scorer, paths.best_checkpoint_dir],
     produces=lambda cfg, paths: [paths.lm_optimize_result],
     disabled_reason=_disabled,
+    version=2,  # 2: dev subset (LM_OPTIMIZE_MAX_CLIPS), trials stopped early, cached outputs
 )
