@@ -242,6 +242,14 @@ class LmConfig:
                                             "dev set (empty = off)", kind="lm_range")
     beam_width: int = var(500, "BEAM_WIDTH", "beam width for decoding with the scorer", min=1,
                           max=100000)
+    lm_optimize_max_clips: int = var(2000, "LM_OPTIMIZE_MAX_CLIPS",
+                                     "dev clips lm_optimize decodes per trial: a fixed pseudo-random "
+                                     "subset of this size (0 = every dev clip)", min=0)
+    lm_optimize_prune_margin: float = var(0.05, "LM_OPTIMIZE_PRUNE_MARGIN",
+                                          "lm_optimize stops a trial whose WER (CER) on the first "
+                                          "quarter of the dev clips exceeds the best trial's there "
+                                          "by more than this (1 = never stop a trial)",
+                                          min=0.0, max=1.0)
     kenlm_bin: str = var("", "KENLM_BIN",
                          "directory with lmplz/filter/build_binary (default: PATH, then the build cache)")
 

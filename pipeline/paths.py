@@ -127,6 +127,10 @@ class Paths:
     def lm_optimize_result(self) -> Path:
         return self.models / "lm_optimize.json"
 
+    def acoustic_cache(self, name: str) -> Path:
+        """The cached acoustic outputs of one CSV set (pipeline.model.output_cache)."""
+        return self.tmp / "acoustic_outputs" / f"{name}.npz"
+
     # training / models ------------------------------------------------------------------------
     @property
     def best_checkpoint_dir(self) -> Path:

@@ -164,6 +164,9 @@ class Decoder:
         self._trie: Any = None
         self.utf8 = False
         self.rescued = 0  # utterances decoded a second time (for benchmarks and logs)
+        # True: read the best result from the list of all final hypotheses (the slower way this
+        # module used to; tests and benchmarks/decode_speed.py check both give the same text).
+        self.reference = False
         if self.scorer_path is not None:
             from pipeline.lm.scorer import check_scorer_mode, read_scorer, vocabulary
 
@@ -223,10 +226,25 @@ class Decoder:
             tail = np.full((1, self.num_classes), -1e4, dtype=np.float32)
             tail[0, self.space] = 0.0
             em = np.concatenate([em, tail])
-        results = decoder.decode(em.ctypes.data, em.shape[0], em.shape[1])  # best first
-        if not results:
-            return None, 0.0
-        return results[0], (best_path - results[0].emittingModelScore) / n
+        # Only the best hypothesis: `decoder.decode()` returns every final beam as a Python object
+        # (with its token path), which costs about as much as the search itself at beam 100. The
+        # best is the same hypothesis as decode()[0] (the final beams are sorted by score, ties go
+        # to the first) when it ends at the last frame; flashlight walks a best hypothesis that
+        # ends inside a word back to its last complete word, so then the full list is read.
+        if self.reference or self._lm is None:  # lexicon-free: ties are ordered differently
+            results = decoder.decode(em.ctypes.data, em.shape[0], em.shape[1])  # best first
+            return (results[0], (best_path - results[0].emittingModelScore) / n) if results \
+                else (None, 0.0)
+        decoder.decode_begin()
+        decoder.decode_step(em.ctypes.data, em.shape[0], em.shape[1])
+        decoder.decode_end()
+        best = decoder.get_best_hypothesis()
+        if len(best.tokens) != em.shape[0] + 2:  # + the start and end-of-sentence positions
+            results = decoder.get_all_final_hypothesis()  # best first
+            if not results:
+                return None, 0.0
+            best = results[0]
+        return best, (best_path - best.emittingModelScore) / n
 
     def decode(self, probs: np.ndarray) -> str:
         """Best transcript of one utterance; `probs` [T, C] softmax outputs, blank last."""

@@ -38,7 +38,7 @@ def evaluate_sets(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
     from pipeline.errors import MissingInputError
     from pipeline.fsutil import write_json
     from pipeline.lm.decode import greedy_decode
-    from pipeline.model.inference import acoustic_outputs
+    from pipeline.model.output_cache import cached_outputs
     from pipeline.report.metrics import best_median_worst, hint, score_samples, wer_cer
     from pipeline.text.alphabet import Alphabet
 
@@ -55,7 +55,7 @@ def evaluate_sets(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
     results: dict[str, Any] = {}
     details: dict[str, Any] = {}
     for name, csv_file in sets.items():
-        utts = acoustic_outputs(cfg, paths, [Path(csv_file)], limit=limit)
+        utts = cached_outputs(cfg, paths, [Path(csv_file)], f"test_{name}", limit=limit)
         greedy = [greedy_decode(u.probs, alphabet) for u in utts]
         decoded = decoder.decode_batch([u.probs for u in utts], cfg.general.workers) if decoder else greedy
         refs = [u.transcript for u in utts]
@@ -98,5 +98,5 @@ STAGE = Stage(
     depends_on=("train", "lm", "lm_optimize"),
     requires=lambda cfg, paths: [paths.best_checkpoint_dir],
     produces=lambda cfg, paths: [paths.test_results],
-    version=2,
+    version=3,  # 3: decodes the cached float16 acoustic outputs
 )

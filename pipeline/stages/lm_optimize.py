@@ -31,9 +31,24 @@ OutputsFn = Callable[[Config, Paths, Sequence[Path]], Sequence[Any]]
 
 
 def _checkpoint_outputs(cfg: Config, paths: Paths, csv_files: Sequence[Path]) -> Sequence[Any]:
-    from pipeline.model.inference import acoustic_outputs
+    from pipeline.model.output_cache import cached_outputs
 
-    return acoustic_outputs(cfg, paths, list(csv_files))
+    return cached_outputs(cfg, paths, list(csv_files), "lm_optimize_dev")
+
+
+def _subset_csvs(ctx: StageContext, dev: list[Path]) -> list[Path]:
+    """The dev CSVs, or one CSV of their LM_OPTIMIZE_MAX_CLIPS-row subset (in the stage's tmp)."""
+    from pipeline.corpus_csv import read_rows, write_rows
+    from pipeline.lm.optimize import dev_subset
+
+    rows = [r for f in dev for r in read_rows(f)]
+    subset = dev_subset(rows, ctx.cfg.lm.lm_optimize_max_clips)
+    if len(subset) == len(rows):
+        return dev
+    ctx.log.info("dev subset: %d of %d clips (LM_OPTIMIZE_MAX_CLIPS)", len(subset), len(rows))
+    path = ctx.tmp / "dev_subset.csv"
+    write_rows(path, ((str(r.wav), r.wav_filesize, r.transcript) for r in subset))
+    return [path]
 
 
 def run(ctx: StageContext, outputs: OutputsFn = _checkpoint_outputs) -> None:
@@ -51,19 +66,20 @@ def run(ctx: StageContext, outputs: OutputsFn = _checkpoint_outputs) -> None:
                                 "run the import stage, or unset LM_EVALUATE_RANGE")
     alphabet = Alphabet.from_file(paths.alphabet)
     info = read_scorer(paths.scorer)
-    utts = outputs(cfg, paths, dev)
+    utts = outputs(cfg, paths, _subset_csvs(ctx, dev))
     pairs = [(u.probs, u.transcript) for u in utts]
     ctx.log.info("decoding %d dev utterances per trial, %d trials", len(pairs), search.n_trials)
     res = optimize(pairs, alphabet, paths.scorer, search, cfg.lm.lm_alpha, cfg.lm.lm_beta,
                    cfg.lm.beam_width, seed=cfg.general.random_seed, workers=cfg.general.workers,
-                   cer=info.utf8)
+                   cer=info.utf8, prune_margin=cfg.lm.lm_optimize_prune_margin)
     set_scorer_defaults(paths.scorer, res.alpha, res.beta)
     crashpoint("lm_optimize.write")  # scorer rewritten in place, result file not yet written
     write_json(paths.lm_optimize_result, {
         "alpha": res.alpha, "beta": res.beta, "metric": res.metric,
         "dev_value_before": res.default_value, "dev_value_after": res.value,
         "default_alpha": res.default_alpha, "default_beta": res.default_beta,
-        "n_trials": res.n_trials, "beam_width": cfg.lm.beam_width, "dev_utterances": len(pairs),
+        "n_trials": res.n_trials, "pruned_trials": res.pruned,
+        "decoded_utterances": res.decoded, "beam_width": cfg.lm.beam_width, "dev_utterances": len(pairs),
         "dev_csvs": [str(p.relative_to(paths.root)) for p in dev],
         "scorer": str(paths.scorer.relative_to(paths.root)),
     })
@@ -79,9 +95,11 @@ STAGE = Stage(
     name="lm_optimize",
     help="optimize the scorer's alpha/beta on the dev set (LM_EVALUATE_RANGE)",
     run=run,
-    config_keys=("LM_EVALUATE_RANGE", "LM_ALPHA", "LM_BETA", "BEAM_WIDTH", "RANDOM_SEED"),
+    config_keys=("LM_EVALUATE_RANGE", "LM_ALPHA", "LM_BETA", "BEAM_WIDTH", "RANDOM_SEED",
+                 "LM_OPTIMIZE_MAX_CLIPS", "LM_OPTIMIZE_PRUNE_MARGIN"),
     depends_on=("train", "lm"),
     requires=lambda cfg, paths: [paths.scorer, paths.best_checkpoint_dir],
     produces=lambda cfg, paths: [paths.lm_optimize_result],
     disabled_reason=_disabled,
+    version=2,  # 2: dev subset (LM_OPTIMIZE_MAX_CLIPS), trials stopped early, cached outputs
 )

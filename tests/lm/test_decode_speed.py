@@ -115,3 +115,22 @@ def test_second_pass_recovers_a_word_the_fast_pass_prunes(small_lm: dict) -> Non
     assert dec.decode(probs) == "le chat mange"
     assert dec.rescued == 1
     assert dec.decode_batch([probs, probs], workers=2) == ["le chat mange"] * 2
+
+
+def test_best_result_equals_the_reference_search(small_lm: dict) -> None:
+    """The decoder reads only the best final hypothesis (get_best_hypothesis) instead of the list
+    of all of them; the transcripts must be those of the list's first, also for an utterance whose
+    best hypothesis ends inside a word (flashlight walks that one back, so the list is read)."""
+    sents = small_lm["sentences"][40:52]
+    cases = [peaky(s) for s in sents[:4]]
+    cases += [emissions(s, confusions={2: ("o", 0.45), 5: ("e", 0.4)}, seed=i) for i, s in enumerate(sents)]
+    cases += [peaky("le chat mange", hints={3: ("c", 2e-5)}), emissions("le chat mang"),
+              emissions("xqzw"), peaky("la souri")]
+    # (Without a scorer the decoder reads the list as before: flashlight's lexicon-free search
+    # orders equal-score hypotheses by memory address, so it is not repeatable on ties anyway.)
+    for beam in (32, 8):
+        dec = Decoder(ALPHABET, small_lm["scorer"], 0.93, 1.18, beam_width=beam)
+        ref = Decoder(ALPHABET, small_lm["scorer"], 0.93, 1.18, beam_width=beam)
+        ref.reference = True
+        assert [dec.decode(p) for p in cases] == [ref.decode(p) for p in cases]
+        assert dec.rescued == ref.rescued
