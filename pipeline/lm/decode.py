@@ -178,14 +178,18 @@ class Decoder:
             self._unk = self._word_dict.get_index("<unk>")
             # KenLM mmaps the package: the trailer after end-of-search is ignored, as in DeepSpeech.
             self._lm = KenLM(str(self.scorer_path), self._word_dict)
-            start = self._lm.start(False)
-            self._trie = fl.Trie(self.num_classes, self.space)
-            for idx, word in enumerate(self.words):
-                # UTF-8 mode: a "word" is one codepoint, complete after its last byte (no space)
-                spelling = [*alphabet.encode(word)] + ([] if self.utf8 else [self.space])
-                _, score = self._lm.score(start, idx)
-                self._trie.insert(spelling, idx, score)
-            self._trie.smear(fl.SmearingMode.MAX)
+            if self.utf8:
+                # A "word" is one character, complete after its last byte with no separator: the
+                # lexicon decoder would read a repeated frame after it as silence (so "he" came out
+                # "hehe"); bytes go through the lexicon-free search and `_Utf8Characters` instead.
+                self._spellings = {tuple(alphabet.encode(w)): i for i, w in enumerate(self.words)}
+            else:
+                start = self._lm.start(False)
+                self._trie = fl.Trie(self.num_classes, self.space)
+                for idx, word in enumerate(self.words):
+                    _, score = self._lm.score(start, idx)
+                    self._trie.insert([*alphabet.encode(word), self.space], idx, score)
+                self._trie.smear(fl.SmearingMode.MAX)
         self.alpha = float(alpha)
         self.beta = float(beta)
         self._passes: list[tuple[Pruning, Any]] = []
@@ -201,6 +205,13 @@ class Decoder:
                 beam_threshold=pruning.beam_threshold, lm_weight=0.0, sil_score=0.0, log_add=True,
                 criterion_type=fl.CriterionType.CTC)
             return fl.LexiconFreeDecoder(opts, fl.ZeroLM(), self.space, self.blank, [])
+        if self.utf8:
+            opts = fl.LexiconFreeDecoderOptions(
+                beam_size=beams, beam_size_token=top_n, beam_threshold=pruning.beam_threshold,
+                lm_weight=1.0, sil_score=0.0, log_add=True, criterion_type=fl.CriterionType.CTC)
+            lm = _utf8_characters(fl, self._lm, self._spellings, alpha * LN10, beta)
+            # the decoder holds the LM by a C++ pointer: keep the Python object alive with it
+            return _KeepAlive(fl.LexiconFreeDecoder(opts, lm, self.space, self.blank, []), lm)
         opts = fl.LexiconDecoderOptions(
             beam_size=beams, beam_size_token=top_n,
             beam_threshold=pruning.beam_threshold, lm_weight=alpha * LN10, word_score=beta,
@@ -231,6 +242,10 @@ class Decoder:
         # best is the same hypothesis as decode()[0] (the final beams are sorted by score, ties go
         # to the first) when it ends at the last frame; flashlight walks a best hypothesis that
         # ends inside a word back to its last complete word, so then the full list is read.
+        if isinstance(decoder, _KeepAlive):
+            results = decoder.decoder.decode(em.ctypes.data, em.shape[0], em.shape[1])
+            return (results[0], (best_path - results[0].emittingModelScore) / n) if results \
+                else (None, 0.0)
         if self.reference or self._lm is None:  # lexicon-free: ties are ordered differently
             results = decoder.decode(em.ctypes.data, em.shape[0], em.shape[1])  # best first
             return (results[0], (best_path - results[0].emittingModelScore) / n) if results \
@@ -262,9 +277,8 @@ class Decoder:
                 best = second
         if best is None:
             return ""
-        if self._lm is not None:
-            sep = "" if self.utf8 else " "
-            return sep.join(self.words[w] for w in best.words if 0 <= w < len(self.words))
+        if self._lm is not None and not self.utf8:
+            return " ".join(self.words[w] for w in best.words if 0 <= w < len(self.words))
         ids: list[int] = []
         prev = -1
         for t in best.tokens:
@@ -301,6 +315,63 @@ class Decoder:
         for i, text in zip(order, texts, strict=True):
             out[i] = text
         return out
+
+
+@dataclass(frozen=True)
+class _KeepAlive:
+    decoder: Any
+    lm: Any
+
+
+# A byte sequence that is not (the start of) a character of the scorer's vocabulary.
+_NOT_A_CHARACTER = -1e9
+
+
+def _utf8_characters(fl: Any, kenlm: Any, spellings: dict[tuple[int, ...], int], weight: float,
+                     bonus: float) -> Any:
+    """DeepSpeech's UTF-8 scoring as a flashlight LM over byte labels: bytes gather into a character;
+    when they complete one of the scorer's characters, KenLM scores it (`weight` x log10 p, plus
+    `bonus`, DeepSpeech's beta, per character); bytes that cannot become one of its characters (a
+    space included, when the vocabulary has none, as in DeepSpeech's bytes scorers) are ruled out,
+    as DeepSpeech's dictionary does."""
+    prefixes = {sp[:k] for sp in spellings for k in range(1, len(sp))}
+
+    class Utf8Characters(fl.LM):
+        def __init__(self) -> None:
+            fl.LM.__init__(self)
+            # state -> (KenLM state, pending bytes, score of reaching it)
+            self.states: dict[Any, tuple[Any, tuple[int, ...], float]] = {}
+
+        def start(self, start_with_nothing: bool) -> Any:
+            state = fl.LMState()
+            self.states[state] = (kenlm.start(start_with_nothing), (), 0.0)
+            return state
+
+        def score(self, state: Any, token: int) -> tuple[Any, float]:
+            out = state.child(token)
+            known = self.states.get(out)
+            if known is None:
+                inner, pending, _ = self.states[state]
+                spelling = (*pending, token)
+                word = spellings.get(spelling)
+                if word is not None:
+                    inner, lm = kenlm.score(inner, word)
+                    known = (inner, (), weight * lm + bonus)
+                elif spelling in prefixes:
+                    known = (inner, spelling, 0.0)
+                else:
+                    known = (inner, (), _NOT_A_CHARACTER)
+                self.states[out] = known
+            return out, known[2]
+
+        def finish(self, state: Any) -> tuple[Any, float]:
+            inner, pending, _ = self.states[state]
+            if pending:
+                return state, _NOT_A_CHARACTER
+            _, lm = kenlm.finish(inner)
+            return state, weight * lm
+
+    return Utf8Characters()
 
 
 def start_method() -> str:

@@ -109,3 +109,26 @@ def test_import_keeps_any_script_in_bytes_mode() -> None:
     assert normalize_text("我爱北京", rules).text is None  # foreign script for the en alphabet
     byte_rules = dataclasses.replace(rules, bytes_output_mode=True)
     assert normalize_text("我爱 北京。", byte_rules).text == "我爱 北京"
+
+
+def test_bytes_scorer_reads_repeated_frames_once_as_libdeepspeech() -> None:
+    """A real bytes model holds a letter for several frames and goes from letter to letter without
+    a blank ("s h h e e ␠ ␠ h a a d d", the LDC93S1 bytes model's best path). Each run is one
+    letter; the space is not in the scorer's vocabulary, so it is dropped: libdeepspeech 0.9.3 read
+    this model as `shehadyour…`. (flashlight's lexicon search had read a repeated frame after a
+    one-letter word as a new word: `shehehadad…`.)"""
+    pytest.importorskip("flashlight.lib.text")
+    from pipeline.lm.decode import FAST, WIDE, Decoder
+
+    a = ByteAlphabet()
+    frames = []
+    for ch, n in (("s", 1), ("h", 2), ("e", 2), (" ", 2), ("h", 1), ("a", 2), ("d", 2), (" ", 3),
+                  ("y", 3), ("o", 3), ("u", 2)):
+        frames += a.encode(ch) * n
+    rows = np.full((len(frames), 256), 1e-4, np.float32)
+    rows[:, -1] = 0.01  # as in a trained model, the blank is the likeliest other class
+    rows[np.arange(len(frames)), frames] = 1.0
+    probs = rows / rows.sum(axis=1, keepdims=True)
+    for pruning in (WIDE, FAST):
+        dec = Decoder(a, DATA / "pruned_lm.bytes.scorer", 0.93, 1.18, 100, pruning=pruning)
+        assert dec.decode(probs) == "shehadyou"
