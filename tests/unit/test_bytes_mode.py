@@ -109,3 +109,24 @@ def test_import_keeps_any_script_in_bytes_mode() -> None:
     assert normalize_text("我爱北京", rules).text is None  # foreign script for the en alphabet
     byte_rules = dataclasses.replace(rules, bytes_output_mode=True)
     assert normalize_text("我爱 北京。", byte_rules).text == "我爱 北京"
+
+
+def test_test_reports_rank_samples_by_cer_in_bytes_mode() -> None:
+    """Without spaces between words a transcript is one "word" (WER 0 or 1 per sample): the test
+    stage ranks a ByteAlphabet model's samples by CER, an alphabet model's by WER."""
+    from pipeline.report.metrics import best_median_worst, score_samples
+    from pipeline.stages.evaluate import ranking_metric
+
+    en = Alphabet.from_text(" \n" + "\n".join("abcdefghijklmnopqrstuvwxyz'") + "\n")
+    assert ranking_metric(ByteAlphabet()) == "cer" and ranking_metric(en) == "wer"
+    refs = ["你好", "我 爱 北京", "你好吗朋友"]
+    hyps = ["你好", "我 爱", "你好吗朋有"]  # exact; WER 1/3 but CER 3/6; WER 1 but CER 1/5
+    samples = score_samples(["a.wav", "b.wav", "c.wav"], refs, hyps, hyps)
+    assert [round(s.wer, 2) for s in samples] == [0.0, 0.33, 1.0]
+    assert [round(s.cer, 2) for s in samples] == [0.0, 0.5, 0.2]
+    by_cer = best_median_worst(samples, n=3, by=ranking_metric(ByteAlphabet()))
+    assert [s["wav_filename"] for s in by_cer["worst"]] == ["b.wav", "c.wav", "a.wav"]
+    by_wer = best_median_worst(samples, n=3, by=ranking_metric(en))
+    assert [s["wav_filename"] for s in by_wer["worst"]] == ["c.wav", "b.wav", "a.wav"]
+    with pytest.raises(ValueError, match="rank by"):
+        best_median_worst(samples, by="loss")
