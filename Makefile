@@ -41,7 +41,8 @@ test-all: venv kenlm legacy-runtimes
 
 # DeepSpeech 0.9's CI smoke test, ours: overfit LDC93S1 (train = dev = test), export everything, every
 # artifact in our transcribe and in libdeepspeech 0.9.3 / libstt 1.4.0, with and without
-# DeepSpeech's pruned_lm.scorer (env_files/deepspeech_smoke.env, tests/smoke; also in `make test`).
+# DeepSpeech's pruned_lm.scorer (env_files/deepspeech_smoke.env, tests/smoke; also in `make test`);
+# the same in bytes output mode with its pruned_lm.bytes.scorer (env_files/deepspeech_smoke_bytes.env).
 smoke: venv kenlm legacy-runtimes
 	$(PY) -m pytest $(PYTEST_ARGS) tests/smoke
 

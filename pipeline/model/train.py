@@ -163,6 +163,8 @@ class Trainer:
         self.tc = cfg.train
         self.oom_probe: bool | None = None  # None: probe the longest batch when a GPU is visible
         self._probe_fn: Any = None
+        self._dev_ds: Any = None       # (repeating dev iterator, batches per pass), made once
+        self._live_feats: list[Any] | None = None  # LIVE_TRANSCRIPTS clips' features, computed once
 
     # -----------------------------------------------------------------------------------------
     def setup(self) -> dict[str, Any]:
@@ -510,7 +512,14 @@ class Trainer:
             ok = tf.math.is_finite(per_ex)
             return tf.reduce_sum(tf.where(ok, per_ex, 0.0)), tf.reduce_sum(tf.cast(ok, tf.float32))
 
+        @tf.function(input_signature=[spec[0]])
+        def logits_step(feats: Any) -> Any:
+            """Logits without dropout, compiled once (an eager LSTM forward pass took longer than
+            a training step of a small model; LIVE_TRANSCRIPTS runs it every epoch)."""
+            return model(feats, compute_dtype=compute)
+
         self.eval_step = eval_step
+        self.logits_step = logits_step
         self._ctc = ctc
         self._probe_fn = None
 
@@ -630,10 +639,16 @@ class Trainer:
 
         if not self.dev_set or len(self.dev_set) == 0:
             return None
-        plan = self._plan(self.dev_set, None)
-        ds = make_dataset(self.dev_set, list(range(len(plan))), plan, cache=self.dev_cache)
+        if self._dev_ds is None:
+            # The dev plan never changes: one repeating iterator serves every dev pass (creating a
+            # tf.data iterator instantiates and optimizes its whole graph, every time).
+            plan = self._plan(self.dev_set, None)
+            ds = make_dataset(self.dev_set, list(range(len(plan))), plan, cache=self.dev_cache)
+            self._dev_ds = (iter(ds.repeat()), len(plan))
+        dev_iter, n_batches = self._dev_ds
         total, count = 0.0, 0.0
-        for batch in ds:
+        for _ in range(n_batches):
+            batch = next(dev_iter)
             s, n = self.eval_step(batch)
             total += float(s)
             count += float(n)
@@ -697,9 +712,11 @@ class Trainer:
         from pipeline.lm.decode import greedy_decode
         from pipeline.model.features import wav_file_to_mfcc
 
-        for i in range(n):
-            feats = wav_file_to_mfcc(tf.constant(self.dev_set.paths[i]), self.dev_set.sample_rate)
-            logits = self.model(feats[tf.newaxis], compute_dtype=self.compute)[:, 0, :].numpy()
+        if self._live_feats is None:
+            self._live_feats = [wav_file_to_mfcc(tf.constant(self.dev_set.paths[i]), self.dev_set.sample_rate)
+                                for i in range(n)]
+        for i, feats in enumerate(self._live_feats):
+            logits = self.logits_step(feats[tf.newaxis])[:, 0, :].numpy()
             log.info("  dev sample %d: %r -> %r", i + 1, self.dev_set.transcripts[i],
                      greedy_decode(logits, self.alphabet))
 

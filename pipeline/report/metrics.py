@@ -52,9 +52,13 @@ def score_samples(wavs: Sequence[str], refs: Sequence[str], greedy: Sequence[str
     return out
 
 
-def best_median_worst(samples: Sequence[SampleResult], n: int = 5) -> dict[str, list[dict[str, Any]]]:
-    """Samples ordered by WER then CER (stable): the n best, n around the median, n worst."""
-    ranked = sorted(samples, key=lambda s: (s.wer, s.cer))
+def best_median_worst(samples: Sequence[SampleResult], n: int = 5,
+                      by: str = "wer") -> dict[str, list[dict[str, Any]]]:
+    """Samples ordered by WER then CER (`by="cer"`: CER then WER; stable): the n best, n around the
+    median, n worst."""
+    if by not in ("wer", "cer"):
+        raise ValueError(f"rank by 'wer' or 'cer', not {by!r}")
+    ranked = sorted(samples, key=(lambda s: (s.wer, s.cer)) if by == "wer" else (lambda s: (s.cer, s.wer)))
     mid = len(ranked) // 2
     lo = max(0, mid - n // 2)
     return {"best": [s.as_dict() for s in ranked[:n]],

@@ -85,7 +85,8 @@ def write_report(cfg: Config, paths: Paths, results: dict[str, Any],
                   f"{r['greedy_cer']:.3f} |")
     for name, d in details.items():
         md += ["", f"### {name}", "", f"**Hint:** {d['hint']}", "", f"Decoder: {d['decoder']}", "",
-               "Worst samples:", "", "| reference | result | greedy | CER |", "|---|---|---|---|"]
+               f"Worst samples (by {d.get('ranked_by', 'wer').upper()}):", "",
+               "| reference | result | greedy | CER |", "|---|---|---|---|"]
         for s in d["examples"]["worst"]:
             md.append(f"| {s['reference']} | {s['decoded']} | {s['greedy']} | {s['cer']:.2f} |")
     md_path = paths.training_report_md

@@ -3,7 +3,8 @@
 `models/test_results.json` = {"<test set>": {"wer", "cer", "greedy_wer", "greedy_cer", "samples"}}
 where wer/cer are with the scorer (`lm/kenlm.scorer` through `pipeline.lm.decode.Decoder`) when one
 exists and the decoder is importable, else equal to the greedy values (logged). Per-sample results,
-best/median/worst samples and a hint go to `reports/test_<set>.json`; the training report
+best/median/worst samples (ranked by WER, by CER in bytes output mode) and a hint go to
+`reports/test_<set>.json`; the training report
 (`reports/training_report.{md,html}`, `reports/loss_curve.png`) is written here too.
 """
 
@@ -34,6 +35,16 @@ def _decoder(ctx: StageContext, alphabet: Any) -> tuple[Any, str]:
                  f"beam {cfg.lm.beam_width})")
 
 
+def ranking_metric(alphabet: Any) -> str:
+    """"cer" for a ByteAlphabet (bytes output mode), else "wer": the metric the test reports rank
+    samples by. Bytes mode is for languages written without spaces between words (Chinese,
+    Japanese): a transcript is one "word", so WER is 0 or 1 per sample and cannot rank them
+    (lm_optimize optimizes CER there too)."""
+    from pipeline.text.alphabet import ByteAlphabet
+
+    return "cer" if isinstance(alphabet, ByteAlphabet) else "wer"
+
+
 def evaluate_sets(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
     from pipeline.errors import MissingInputError
     from pipeline.fsutil import write_json
@@ -50,6 +61,7 @@ def evaluate_sets(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
         raise MissingInputError(f"no test CSV for the corpora {', '.join(cfg.active_corpora())} under "
                                 f"{paths.extracted}; run the import stage first")
     decoder, how = _decoder(ctx, alphabet)
+    rank_by = ranking_metric(alphabet)
     log.info("decoding: %s", how)
     limit = FAST_TRAIN.test_samples if cfg.general.fast_train else None
     results: dict[str, Any] = {}
@@ -65,11 +77,11 @@ def evaluate_sets(ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
         results[name] = {"wer": round(wer, 4), "cer": round(cer, 4), "greedy_wer": round(gwer, 4),
                          "greedy_cer": round(gcer, 4), "samples": len(utts)}
         samples = score_samples([u.wav_filename for u in utts], refs, greedy, decoded)
-        examples = best_median_worst(samples)
+        examples = best_median_worst(samples, by=rank_by)
         advice = hint(wer, cer, gwer, gcer, decoder is not None)
-        details[name] = {"decoder": how, "hint": advice, "examples": examples}
+        details[name] = {"decoder": how, "hint": advice, "examples": examples, "ranked_by": rank_by}
         write_json(paths.test_report(name), {**results[name], "decoder": how, "hint": advice,
-                                                         **examples,
+                                                         "ranked_by": rank_by, **examples,
                                                          "all": [s.as_dict() for s in samples]})
         log.info("test %s: %d samples, WER %.3f CER %.3f (greedy WER %.3f CER %.3f)", name, len(utts),
                  wer, cer, gwer, gcer)
@@ -98,5 +110,5 @@ STAGE = Stage(
     depends_on=("train", "lm", "lm_optimize"),
     requires=lambda cfg, paths: [paths.best_checkpoint_dir],
     produces=lambda cfg, paths: [paths.test_results],
-    version=3,  # 3: decodes the cached float16 acoustic outputs
+    version=4,  # 3: decodes the cached float16 acoustic outputs; 4: ranked by CER in bytes mode
 )

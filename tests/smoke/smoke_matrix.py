@@ -37,18 +37,23 @@ class Result:
     transcript: str
 
 
-def ours(models: Path, scorer: Path | None, wavs: list[Path]) -> list[Result]:
+def ours(models: Path, scorer: Path | None, wavs: list[Path], beam_without_scorer: bool = False) -> list[Result]:
+    """Greedy and with `scorer`; with `beam_without_scorer` also a beam search without a scorer (what
+    the legacy runtimes do without one)."""
     from pipeline.export.runtime import load_model
     from pipeline.transcribe import Transcriber
 
     out = []
+    modes: list[tuple[Path | None, bool]] = [(None, True), (scorer, False)]
+    if beam_without_scorer:
+        modes.insert(1, (None, False))
     for art, name in ARTIFACTS.items():
         model = load_model(models / name)
-        for sc in (None, scorer):
-            tr = Transcriber(model, scorer=sc, greedy=sc is None)
+        for sc, greedy in modes:
+            tr = Transcriber(model, scorer=sc, greedy=greedy)
             for wav in wavs:
                 text = tr.transcribe_file(wav)["transcript"]
-                out.append(Result(art, "ds-pipeline transcribe" + (" (greedy)" if sc is None else ""),
+                out.append(Result(art, "ds-pipeline transcribe" + (" (greedy)" if greedy else ""),
                                   sc.name if sc else "none", wav.name, text))
     return out
 

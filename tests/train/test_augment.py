@@ -79,3 +79,30 @@ def test_tempo_stops_at_ctc_need_counting_repeats(tiny_corpus) -> None:
         for j in range(len(fl)):
             got[tuple(labels[j, :ll[j]].numpy())] = int(fl[j])
     assert [got[tuple(lab)] for lab in repeated] == need
+
+
+def test_batch_loader_is_traced_once_for_every_epoch(tiny_corpus) -> None:
+    """Each epoch builds a new dataset; the per-batch loader (decode, MFCC, augmentation) is traced
+    once per set and augmentation settings, the epoch being an argument: an epoch-2 dataset made
+    after epochs 0 and 1 gives what a loader traced for it alone gives."""
+    from pipeline.model.dataset import batch_loader, load_samples, make_dataset, plan_batches
+    from pipeline.text.alphabet import Alphabet
+
+    alphabet = Alphabet.from_file(tiny_corpus.alphabet)
+    aug = build_augmenter("volume,noise=10:20,tempo,specaugment", seed=1)
+
+    def batches(samples, epoch):
+        plan = plan_batches(samples.frames, 2, shuffle_seed=epoch)
+        ds = make_dataset(samples, list(range(len(plan))), plan, augment=aug.for_epoch(epoch))
+        return [tuple(x.numpy() for x in b) for b in ds]
+
+    samples = load_samples([tiny_corpus.csvs["train"]], alphabet, "train", limit=4)
+    for epoch in (0, 1):
+        batches(samples, epoch)
+    reused = batches(samples, 2)
+    load = batch_loader(samples, None, aug.for_epoch(2))
+    assert load is batch_loader(samples, None, aug) and load.experimental_get_tracing_count() == 1
+    fresh = batches(load_samples([tiny_corpus.csvs["train"]], alphabet, "train", limit=4), 2)
+    assert len(reused) == len(fresh)
+    for a, b in zip(reused, fresh, strict=True):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))

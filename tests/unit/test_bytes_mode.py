@@ -132,3 +132,24 @@ def test_bytes_scorer_reads_repeated_frames_once_as_libdeepspeech() -> None:
     for pruning in (WIDE, FAST):
         dec = Decoder(a, DATA / "pruned_lm.bytes.scorer", 0.93, 1.18, 100, pruning=pruning)
         assert dec.decode(probs) == "shehadyou"
+
+
+def test_test_reports_rank_samples_by_cer_in_bytes_mode() -> None:
+    """Without spaces between words a transcript is one "word" (WER 0 or 1 per sample): the test
+    stage ranks a ByteAlphabet model's samples by CER, an alphabet model's by WER."""
+    from pipeline.report.metrics import best_median_worst, score_samples
+    from pipeline.stages.evaluate import ranking_metric
+
+    en = Alphabet.from_text(" \n" + "\n".join("abcdefghijklmnopqrstuvwxyz'") + "\n")
+    assert ranking_metric(ByteAlphabet()) == "cer" and ranking_metric(en) == "wer"
+    refs = ["你好", "我 爱 北京", "你好吗朋友"]
+    hyps = ["你好", "我 爱", "你好吗朋有"]  # exact; WER 1/3 but CER 3/6; WER 1 but CER 1/5
+    samples = score_samples(["a.wav", "b.wav", "c.wav"], refs, hyps, hyps)
+    assert [round(s.wer, 2) for s in samples] == [0.0, 0.33, 1.0]
+    assert [round(s.cer, 2) for s in samples] == [0.0, 0.5, 0.2]
+    by_cer = best_median_worst(samples, n=3, by=ranking_metric(ByteAlphabet()))
+    assert [s["wav_filename"] for s in by_cer["worst"]] == ["b.wav", "c.wav", "a.wav"]
+    by_wer = best_median_worst(samples, n=3, by=ranking_metric(en))
+    assert [s["wav_filename"] for s in by_wer["worst"]] == ["c.wav", "b.wav", "a.wav"]
+    with pytest.raises(ValueError, match="rank by"):
+        best_median_worst(samples, by="loss")
