@@ -132,7 +132,10 @@ def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
     if existing is None:
         pcm = audio.to_16k_pcm16(samples, rate, settings.sample_rate)
         audio.write_wav(out, pcm, settings.sample_rate)
-    return Sample(key=row.key, wav_rel=row.wav_rel, wav_filesize=out.stat().st_size,
+        size = audio.WAV_HEADER_BYTES + 2 * pcm.size  # what write_wav just wrote
+    else:
+        size = out.stat().st_size
+    return Sample(key=row.key, wav_rel=row.wav_rel, wav_filesize=size,
                   transcript=norm.text, duration=duration, speaker=row.speaker, split=row.split,
                   content_hash=content_hash, origin=row.origin, folded=norm.folded)
 

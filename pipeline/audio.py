@@ -76,6 +76,13 @@ def _wav_missing_bytes(path: str) -> tuple[int, int] | None:
             fh.seek(size + (size & 1), os.SEEK_CUR)
 
 
+def _mp3_audio_start(head: bytes) -> int:
+    """Offset of the first MPEG frame: past the ID3v2 tag (syncsafe size) if the file has one."""
+    if head[:3] == b"ID3" and len(head) >= 10:
+        return 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
+    return 0
+
+
 def _mp3_length_is_exact(src: str | BinaryIO | bytes) -> bool:
     """An MP3's frame count is exact only with a Xing/Info/VBRI header; without one libsndfile
     estimates it from the first frame's bit rate (wrong for VBR speech that starts with silence).
@@ -87,8 +94,7 @@ def _mp3_length_is_exact(src: str | BinaryIO | bytes) -> bool:
             head = fh.read(10)
     else:
         return False
-    start = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10])) \
-        if head[:3] == b"ID3" and len(head) == 10 else 0  # skip the ID3v2 tag (syncsafe size)
+    start = _mp3_audio_start(head)
     if isinstance(src, bytes):
         first = src[start:start + 4096]
     else:
@@ -163,9 +169,11 @@ def _read_mp3(path: str, max_seconds: float | None) -> tuple[np.ndarray, int, in
     if not mp3.available():
         return None
     with open(path, "rb", buffering=0) as fh:
-        if not mp3.is_mp3(fh.read(4)):
+        head = fh.read(1 << 14)
+        if not mp3.is_mp3(head):
             return None
-        exact = _mp3_length_is_exact(path)
+        # the Xing/Info/VBRI check on the bytes already read, unless an ID3 tag pushes it past them
+        exact = _mp3_length_is_exact(head if _mp3_audio_start(head) + 4096 <= len(head) else path)
         fh.seek(0)
         try:
             dec = mp3.decode(fh, max_seconds, exact)
@@ -235,6 +243,9 @@ def to_16k_pcm16(samples: np.ndarray, rate: int, target_rate: int = TARGET_RATE)
     np.clip(y, -32767.0, 32767.0, out=y)
     np.rint(y, out=y)
     return y.astype(np.int16)
+
+
+WAV_HEADER_BYTES = 44
 
 
 def wav_header(frames: int, rate: int = TARGET_RATE) -> bytes:
