@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config
-from pipeline.corpus_csv import read_rows, split_csvs
+from pipeline.corpus_csv import iter_rows, split_csvs
 from pipeline.errors import DataQualityError
 from pipeline.fsutil import write_text
 from pipeline.paths import Paths
@@ -57,10 +57,10 @@ def write_heldout(cfg: Config, paths: Paths) -> tuple[int, int]:
     sentences: set[str] = set()
     for split in ("dev", "test"):
         for csv_path in split_csvs(cfg, paths, split):
-            sentences.update(r.transcript for r in read_rows(csv_path))
+            sentences.update(r.transcript for r in iter_rows(csv_path))
     train: set[str] = set()
     for csv_path in split_csvs(cfg, paths, "train"):
-        train.update(r.transcript for r in read_rows(csv_path))
+        train.update(r.transcript for r in iter_rows(csv_path))
     heldout = sentences - train
     write_text(paths.heldout_sentences, "".join(f"{s}\n" for s in sorted(heldout)))
     return len(heldout), len(sentences & train)
