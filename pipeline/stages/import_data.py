@@ -58,12 +58,13 @@ def write_heldout(cfg: Config, paths: Paths) -> tuple[int, int]:
     for split in ("dev", "test"):
         for csv_path in split_csvs(cfg, paths, split):
             sentences.update(r.transcript for r in iter_rows(csv_path))
-    train: set[str] = set()
+    # the train rows stream past: memory holds the dev/test sentences, never the train set's
+    in_train: set[str] = set()
     for csv_path in split_csvs(cfg, paths, "train"):
-        train.update(r.transcript for r in iter_rows(csv_path))
-    heldout = sentences - train
+        in_train.update(r.transcript for r in iter_rows(csv_path) if r.transcript in sentences)
+    heldout = sentences - in_train
     write_text(paths.heldout_sentences, "".join(f"{s}\n" for s in sorted(heldout)))
-    return len(heldout), len(sentences & train)
+    return len(heldout), len(in_train)
 
 
 def empty_train_message(key: str, report: Any, cfg: Config, paths: Paths) -> str:

@@ -24,8 +24,9 @@ def _data_dir(root: Path, n: int) -> tuple[Any, Paths]:
     for sp in SPLITS:
         p = paths.corpus_csv("common_voice", sp)
         p.parent.mkdir(parents=True, exist_ok=True)
-        k = n if sp == "train" else 1
-        write_rows(p, ((f"wavs/clip_{sp}_{i}.wav", 44 + 32000 * 3, f"phrase numéro {i} avec Ω")
+        k = n if sp == "train" else 2
+        write_rows(p, ((f"wavs/clip_{sp}_{i}.wav", 44 + 32000 * 3,
+                        f"phrase numéro {i} avec Ω" if sp == "train" or i == 0 else f"phrase {sp} avec Ω")
                        for i in range(k)))
     return cfg, paths
 
@@ -61,8 +62,18 @@ def _corpus_hours(cfg: Any, paths: Paths) -> dict[str, Any]:
     return corpus_hours(cfg, paths)
 
 
-@pytest.mark.parametrize("task", [_alphabet_report, _lm_transcripts, _corpus_hours],
-                         ids=["alphabet_report", "lm_transcripts", "corpus_hours"])
+def _heldout(cfg: Any, paths: Paths) -> tuple[int, int]:
+    from pipeline.stages.import_data import write_heldout
+
+    n, in_train = write_heldout(cfg, paths)
+    assert (n, in_train) == (2, 1)  # "phrase numéro 0 avec Ω" is in every split
+    assert paths.heldout_sentences.read_text(encoding="utf-8").splitlines() == [
+        "phrase dev avec Ω", "phrase test avec Ω"]
+    return n, in_train
+
+
+@pytest.mark.parametrize("task", [_alphabet_report, _lm_transcripts, _corpus_hours, _heldout],
+                         ids=["alphabet_report", "lm_transcripts", "corpus_hours", "heldout_sentences"])
 def test_csv_passes_hold_one_row_at_a_time(tmp_path: Path, task: Callable[..., object]) -> None:
     cfg, paths = _data_dir(tmp_path, 20000)
     task(cfg, paths)  # warm-up: imports and caches are not the pass's own memory
