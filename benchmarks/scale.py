@@ -520,7 +520,7 @@ def run(sizes: list[int], stages: list[str], work: Path, json_out: Path | None =
             build_corpus(root, n)
             print(f"built {n} rows in {time.perf_counter() - t:.1f}s -> {root}", flush=True)
         for stage in STAGES:
-            if stage not in stages and not _needed(stage, stages):
+            if stage not in stages and (not _needed(stage, stages) or _made(stage, root)):
                 continue
             res = measure(stage, root)
             if stage in stages:
@@ -552,6 +552,13 @@ def run(sizes: list[int], stages: list[str], work: Path, json_out: Path | None =
 NEEDS = {"alphabet": ("csv",), "lm": ("csv", "alphabet"), "train_input": ("csv", "alphabet"),
          "dev_loss": ("csv", "alphabet"), "test_decode": ("csv", "alphabet", "lm"),
          "lm_optimize": ("csv", "alphabet", "lm"), "package": ("csv", "alphabet", "lm")}
+
+
+def _made(stage: str, root: Path) -> bool:
+    """True when an unselected earlier stage's output is already in the data dir (a kept --work)."""
+    out = {"csv": root / "extracted" / KEY / f"{KEY}_train.csv", "alphabet": root / "models" / "alphabet.txt",
+           "lm": root / "lm" / "kenlm.scorer"}.get(stage)
+    return out is not None and out.is_file()
 
 
 def _needed(stage: str, selected: list[str]) -> bool:
