@@ -2,13 +2,13 @@
 
 The format is DeepSpeech's (`wav_filename,wav_filesize,transcript`, UTF-8, a relative
 `wav_filename` is relative to the CSV's folder). Every stage that reads imported corpora goes
-through `read_rows` and finds its files with `split_csvs`.
+through `read_rows` (or `iter_rows`, one row at a time) and finds its files with `split_csvs`.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +32,15 @@ class CsvRow:
 def read_rows(path: Path) -> list[CsvRow]:
     """All rows of a DeepSpeech CSV. Raises MissingInputError naming the file when it is absent or
     its header lacks `wav_filename`/`transcript`."""
+    return list(iter_rows(path))
+
+
+def iter_rows(path: Path) -> Iterator[CsvRow]:
+    """The rows of a DeepSpeech CSV one at a time (a 700 k-row corpus is never held in memory by
+    a pass that only looks at each row once); the same checks and errors as `read_rows`, raised
+    when iteration starts."""
     if not path.is_file():
         raise MissingInputError(f"CSV {path} does not exist; run the import stage first")
-    rows: list[CsvRow] = []
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None or not {"wav_filename", "transcript"} <= set(reader.fieldnames):
@@ -43,9 +49,8 @@ def read_rows(path: Path) -> list[CsvRow]:
         for row in reader:
             wav = Path(row["wav_filename"])
             size = (row.get("wav_filesize") or "0").strip()
-            rows.append(CsvRow(wav if wav.is_absolute() else path.parent / wav,
-                               int(size) if size.isdigit() else 0, row["transcript"] or ""))
-    return rows
+            yield CsvRow(wav if wav.is_absolute() else path.parent / wav,
+                         int(size) if size.isdigit() else 0, row["transcript"] or "")
 
 
 def write_rows(path: Path, rows: Iterable[tuple[str, int, str]]) -> int:

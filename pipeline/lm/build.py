@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config
-from pipeline.corpus_csv import read_rows, split_csvs
+from pipeline.corpus_csv import iter_rows, split_csvs
 from pipeline.errors import ConfigError, ExternalToolError, MissingInputError
 from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_copy, atomic_write, write_text
@@ -81,7 +81,7 @@ def clean_line(line: str) -> str:
 
 def read_transcripts(csv_path: Path) -> Iterator[str]:
     """The `transcript` column of a DeepSpeech CSV."""
-    for row in read_rows(csv_path):
+    for row in iter_rows(csv_path):
         yield row.transcript
 
 

@@ -568,7 +568,8 @@ class Trainer:
                                     f"({self.dist.replicas}); lower BATCH_SIZE or add data")
         if start:
             log.info("epoch %d: skipping the %d batch(es) trained before the restart", epoch + 1, start)
-        frames_per_step = [sum(int(self.train_set.frames[i]) for r in range(self.dist.replicas)
+        frames = self.train_set.frames.tolist()  # Python ints: no numpy scalar per sample and epoch
+        frames_per_step = [sum(frames[i] for r in range(self.dist.replicas)
                                for i in plan[s * self.dist.replicas + r]) for s in range(steps)]
         last_save = time.monotonic()
         consecutive_bad = 0

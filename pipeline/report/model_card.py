@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config
-from pipeline.corpus_csv import SPLITS, read_rows
+from pipeline.corpus_csv import SPLITS, iter_rows
 from pipeline.langs import LanguagePack
 from pipeline.lm.optimize import decoder_weights
 from pipeline.model.geometry import GRAPH_VERSION
@@ -26,7 +26,7 @@ def corpus_hours(cfg: Config, paths: Paths) -> dict[str, dict[str, float]]:
             p = paths.corpus_csv(corpus, split)
             if not p.is_file():
                 continue
-            total = sum(max(0, r.wav_filesize - WAV_HEADER_BYTES) for r in read_rows(p))
+            total = sum(max(0, r.wav_filesize - WAV_HEADER_BYTES) for r in iter_rows(p))
             out.setdefault(corpus, {})[split] = round(total / (16000 * 2) / 3600, 3)
     return out
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config
-from pipeline.corpus_csv import read_rows, split_csvs
+from pipeline.corpus_csv import iter_rows, split_csvs
 from pipeline.errors import DataQualityError
 from pipeline.fsutil import write_text
 from pipeline.paths import Paths
@@ -57,13 +57,14 @@ def write_heldout(cfg: Config, paths: Paths) -> tuple[int, int]:
     sentences: set[str] = set()
     for split in ("dev", "test"):
         for csv_path in split_csvs(cfg, paths, split):
-            sentences.update(r.transcript for r in read_rows(csv_path))
-    train: set[str] = set()
+            sentences.update(r.transcript for r in iter_rows(csv_path))
+    # the train rows stream past: memory holds the dev/test sentences, never the train set's
+    in_train: set[str] = set()
     for csv_path in split_csvs(cfg, paths, "train"):
-        train.update(r.transcript for r in read_rows(csv_path))
-    heldout = sentences - train
+        in_train.update(r.transcript for r in iter_rows(csv_path) if r.transcript in sentences)
+    heldout = sentences - in_train
     write_text(paths.heldout_sentences, "".join(f"{s}\n" for s in sorted(heldout)))
-    return len(heldout), len(sentences & train)
+    return len(heldout), len(in_train)
 
 
 def empty_train_message(key: str, report: Any, cfg: Config, paths: Paths) -> str:

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from pipeline.config import Config
-from pipeline.corpus_csv import SPLITS, read_rows
+from pipeline.corpus_csv import SPLITS, iter_rows
 from pipeline.fsutil import write_json
 from pipeline.langs import LanguagePack
 from pipeline.paths import Paths
@@ -24,6 +24,7 @@ from pipeline.text.alphabet import Alphabet
 
 log = logging.getLogger("pipeline.alphabet")
 MAX_EXAMPLES = 3
+UNENCODABLE_SHOWN = 20  # rows listed in the report (all are counted)
 
 
 def _char_info(ch: str) -> dict[str, str]:
@@ -51,16 +52,19 @@ def build_alphabet_report(cfg: Config, paths: Paths, alphabet: Alphabet, source:
     counts: Counter[str] = Counter()
     examples: dict[str, list[dict[str, str]]] = defaultdict(list)
     folded: dict[str, dict[str, Any]] = {}
-    unencodable: list[dict[str, str]] = []
+    unencodable: list[dict[str, str]] = []  # the first UNENCODABLE_SHOWN only: a count for the rest
+    unencodable_count = 0
     rows_checked = 0
     for corpus in cfg.active_corpora():
         for split in SPLITS:
             path = paths.corpus_csv(corpus, split)
-            for row in read_rows(path):
+            for row in iter_rows(path):
                 rows_checked += 1
                 if alphabet.missing(row.transcript):
-                    unencodable.append({"csv": path.name, "wav_filename": row.wav.name,
-                                        "transcript": row.transcript})
+                    unencodable_count += 1
+                    if len(unencodable) < UNENCODABLE_SHOWN:
+                        unencodable.append({"csv": path.name, "wav_filename": row.wav.name,
+                                            "transcript": row.transcript})
         try:
             imp = json.loads(paths.corpus_report(corpus).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -92,7 +96,7 @@ def build_alphabet_report(cfg: Config, paths: Paths, alphabet: Alphabet, source:
     report = {
         "alphabet": alphabet_file or str(paths.alphabet), "language_pack": source,
         "labels": len(alphabet), "import_failed": import_failed, "rows_checked": rows_checked,
-        "unencodable_count": len(unencodable), "unencodable_rows": unencodable[:20],
+        "unencodable_count": unencodable_count, "unencodable_rows": unencodable,
         "unknown_characters": unknown,
         "folded_characters": folded_list,
         "no_space_label": " " not in alphabet,
