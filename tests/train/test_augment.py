@@ -79,3 +79,45 @@ def test_tempo_stops_at_ctc_need_counting_repeats(tiny_corpus) -> None:
         for j in range(len(fl)):
             got[tuple(labels[j, :ll[j]].numpy())] = int(fl[j])
     assert [got[tuple(lab)] for lab in repeated] == need
+
+
+def _logmel_peak(mfcc: np.ndarray) -> int:
+    """The strongest of the 40 log-mel channels of an MFCC frame (pseudo-inverse of the DCT)."""
+    from pipeline.model.reference import _dct_matrix
+
+    return int(np.argmax(mfcc @ np.linalg.pinv(_dct_matrix())))
+
+
+def test_vtlp_moves_formants_like_a_frequency_scaled_voice() -> None:
+    """vtlp(alpha) on the MFCCs of a 700 Hz tone puts its peak where the MFCCs of a 700·alpha Hz
+    tone have it (what a shorter/longer vocal tract does to formants); alpha 1 is the identity."""
+    import tensorflow as tf
+
+    from pipeline.model.augment import vtlp_matrix
+    from pipeline.model.features import audio_to_mfcc
+
+    t = np.arange(8000) / 16000.0
+
+    def tone(f: float) -> np.ndarray:
+        return audio_to_mfcc((0.5 * np.sin(2 * np.pi * f * t)).astype(np.float32)).numpy()[5]
+
+    np.testing.assert_allclose(vtlp_matrix(tf.constant(1.0)).numpy(), np.eye(26), atol=1e-5)
+    base = tone(700.0)
+    for alpha in (0.8, 1.25):
+        warped = base @ vtlp_matrix(tf.constant(alpha)).numpy()
+        assert abs(_logmel_peak(warped) - _logmel_peak(tone(700.0 * alpha))) <= 1, alpha
+        assert _logmel_peak(warped) != _logmel_peak(base)
+
+
+def test_volume_on_cached_features_equals_the_gain_on_audio() -> None:
+    import tensorflow as tf
+
+    from pipeline.model.augment import build_augmenter
+    from pipeline.model.features import audio_to_mfcc
+
+    audio = (np.random.default_rng(0).standard_normal(16000) * 0.05).astype(np.float32)
+    aug = build_augmenter("volume=6:6", seed=1)
+    on_audio = audio_to_mfcc(aug.audio(tf.constant(audio), 0)).numpy()
+    on_features = aug.without_audio().features(audio_to_mfcc(audio), 0, 0).numpy()
+    np.testing.assert_allclose(on_features, on_audio, atol=1e-3)
+    assert not np.allclose(on_features, audio_to_mfcc(audio).numpy(), atol=1e-1)
