@@ -178,11 +178,8 @@ class Augmenter:
             elif spec.name == "volume":
                 if self.use_audio:
                     continue  # applied to the samples
-                # a gain g scales every mel magnitude: ln(g) on each of the 40 log-mel channels,
-                # which the DCT puts into c0 alone (times the sum of its basis: sqrt(2 * 40))
                 gain_db = self._uniform(i, k, spec.low, spec.high)
-                shift = gain_db * (math.log(10.0) / 20.0) * math.sqrt(2.0 * 40)
-                new = feats + tf.one_hot(0, N_INPUT, dtype=feats.dtype) * tf.cast(shift, feats.dtype)
+                new = feature_gain(feats, gain_db, self.sample_rate)
             elif spec.name == "vtlp":
                 new = tf.matmul(feats, vtlp_matrix(self._uniform(i, k, spec.low, spec.high),
                                                    self.sample_rate))
@@ -237,6 +234,45 @@ def vtlp_matrix(alpha: Any, sample_rate: int = SAMPLE_RATE) -> Any:
             + tf.one_hot(lo_i + 1, channels) * frac[:, None])          # [40 out, 40 src]
     pinv = tf.constant(np.linalg.pinv(dct), tf.float32)              # [26, 40]
     return tf.matmul(tf.matmul(pinv, warp, transpose_b=True), tf.constant(dct, tf.float32))
+
+
+def quantization_floor(sample_rate: int = SAMPLE_RATE) -> Any:
+    """[40] log-mel level of 16-bit quantization noise (the floor of any int16 recording, and all
+    there is above 4 kHz in 8 kHz audio converted to 16 kHz): uniform noise of step 1/32768 through
+    the Hann window, the magnitude spectrum (Rayleigh mean) and each mel channel's weights."""
+    import numpy as np
+
+    from pipeline.model.geometry import window_samples
+    from pipeline.model.reference import _mel_matrix
+
+    window = window_samples(sample_rate)
+    n_fft = 1 << (window - 1).bit_length()
+    sigma = 1.0 / 32768 / math.sqrt(12.0)
+    magnitude = math.sqrt(math.pi / 4 * sigma ** 2 * window * 3 / 8)
+    weights = _mel_matrix(n_fft // 2 + 1, sample_rate).sum(axis=0)
+    return np.log(np.maximum(weights * magnitude, 1e-12)).astype(np.float32)
+
+
+def feature_gain(feats: Any, gain_db: Any, sample_rate: int = SAMPLE_RATE) -> Any:
+    """MFCC [T, 26] of a clip -> the MFCC it would have been recorded `gain_db` louder (a scalar
+    tensor), quantization floor included: in the (smoothed) log-mel spectrum each channel's
+    energy above the floor is scaled and the floor stays, so a quiet recording's speech band sinks
+    towards the floor like a quiet speaker's does. A gain above 1 (and anything far above the
+    floor) is a c0 shift."""
+    import numpy as np
+    import tensorflow as tf
+
+    from pipeline.model.reference import _dct_matrix
+
+    dct = _dct_matrix(40, N_INPUT)
+    logmel = tf.matmul(feats, tf.constant(np.linalg.pinv(dct), feats.dtype))     # [T, 40]
+    above = tf.maximum(logmel - tf.constant(quantization_floor(sample_rate), feats.dtype), 1e-4)
+    gain = tf.cast(tf.pow(10.0, gain_db / 20.0), feats.dtype)
+    # louder: the recording's own floor is amplified with it (a plain shift); quieter: the speech
+    # sinks towards the floor that the new recording's quantization keeps
+    delta = tf.where(gain >= 1.0, tf.math.log(gain) + 0.0 * above,
+                     tf.math.log1p(tf.math.expm1(above) * gain) - above)
+    return feats + tf.matmul(delta, tf.constant(dct, feats.dtype))
 
 
 def build_augmenter(spec: str, seed: int, sample_rate: int = SAMPLE_RATE) -> Augmenter | None:

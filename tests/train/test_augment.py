@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.model.augment import build_augmenter, parse_augment
+from tests.helpers import REPO
 
 
 def test_parse() -> None:
@@ -121,3 +122,27 @@ def test_volume_on_cached_features_equals_the_gain_on_audio() -> None:
     on_features = aug.without_audio().features(audio_to_mfcc(audio), 0, 0).numpy()
     np.testing.assert_allclose(on_features, on_audio, atol=1e-3)
     assert not np.allclose(on_features, audio_to_mfcc(audio).numpy(), atol=1e-1)
+
+
+def test_quieter_on_cached_features_matches_a_quieter_int16_recording() -> None:
+    """volume below 0 dB on features: the speech sinks towards the 16-bit quantization floor, which
+    stays (a real quieter recording, re-quantized); much closer than a plain c0 shift."""
+    import soundfile as sf
+    import tensorflow as tf
+
+    from pipeline.audio import to_16k_pcm16
+    from pipeline.model.augment import feature_gain
+    from pipeline.model.features import audio_to_mfcc
+
+    # an 8 kHz FSDD clip as the import makes it: 16 kHz int16, nothing but the floor above 4 kHz
+    pcm, rate8k = sf.read(str(REPO / "tests" / "data" / "fsdd" / "3_jackson_5.wav"), dtype="float32")
+    rate = 16000
+    loud = to_16k_pcm16(pcm, rate8k, rate).astype(np.float32) / 32768
+    feats = audio_to_mfcc(loud, rate).numpy()
+    for db in (-20.0, -10.0):
+        quiet = np.round(loud * 10 ** (db / 20) * 32768).astype(np.float32) / 32768
+        truth = audio_to_mfcc(quiet, rate).numpy()
+        ours = feature_gain(tf.constant(feats), tf.constant(db), rate).numpy()
+        shifted = feats.copy()
+        shifted[:, 0] += db * np.log(10) / 20 * np.sqrt(80)
+        assert np.abs(ours - truth).mean() < 0.3 * np.abs(shifted - truth).mean(), db
