@@ -198,6 +198,11 @@ class TrainConfig:
                                   min=0, max=5)
     augment: str = var("", "AUGMENT",
                        "train-set augmentations, e.g. 'specaugment,tempo=0.9:1.1,volume,noise=0.01'")
+    feature_norm: bool = var(False, "FEATURE_NORM",
+                             "normalize each MFCC coefficient by the training set's mean and standard "
+                             "deviation (measured when a run starts from random weights, stored with "
+                             "the checkpoint, folded into layer_1 on export); 0 = raw features as "
+                             "DeepSpeech")
     feature_cache: bool = var(False, "FEATURE_CACHE",
                               "keep train and dev features in memory after the first epoch (small corpora)")
     train_max_minutes: float = var(0.0, "TRAIN_MAX_MINUTES",

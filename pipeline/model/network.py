@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import MissingInputError
-from pipeline.model.geometry import LSTM_SCOPE, N_FEATURES, RELU_CLIP, weight_shapes
+from pipeline.model.geometry import LSTM_SCOPE, N_FEATURES, N_INPUT, N_WINDOW, RELU_CLIP, weight_shapes
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,32 @@ DROP_ORDER: tuple[tuple[str, ...], ...] = (
     ("layer_2_weights", "layer_2_bias"),
 )
 _OUR_KEY = "model/{}/.ATTRIBUTES/VARIABLE_VALUE"
+# FEATURE_NORM's [2, 26] (mean, scale) in a best_dev/ checkpoint; a training checkpoint keeps it in
+# its state JSON (so runs that predate it resume unchanged).
+NORM_KEY = "feature_norm/.ATTRIBUTES/VARIABLE_VALUE"
+STATE_KEY = "state/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def identity_norm() -> np.ndarray:
+    """The (mean, scale) rows that leave the features as they are."""
+    return np.stack([np.zeros(N_INPUT, np.float32), np.ones(N_INPUT, np.float32)])
+
+
+def fold_feature_norm(weights: dict[str, np.ndarray], norm: np.ndarray) -> dict[str, np.ndarray]:
+    """Weights (attribute names) of a model that normalizes its context windows by `norm`
+    ([2, 26]: x -> (x - mean) * scale per coefficient) -> the same function on raw features.
+
+    layer_1(x) = ((x - M) * S) @ V + c = x @ (S V) + (c - (M S) @ V), with M, S the mean and
+    scale tiled over the 19 frames of a window. So exports, transcribe and the numpy reference
+    need nothing new: the normalization is inside layer_1 (exact, padded frames included, since
+    the model normalizes after the zero padding as well)."""
+    mean = np.tile(norm[0].astype(np.float64), N_WINDOW)
+    scale = np.tile(norm[1].astype(np.float64), N_WINDOW)
+    v = weights["layer_1_weights"].astype(np.float64)
+    out = dict(weights)
+    out["layer_1_weights"] = (scale[:, None] * v).astype(np.float32)
+    out["layer_1_bias"] = (weights["layer_1_bias"] - (mean * scale) @ v).astype(np.float32)
+    return out
 
 
 @dataclass(frozen=True)
@@ -82,6 +108,10 @@ def _make_module_class() -> type:
             self.geometry = geometry
             for name, value in initial_values(geometry, seed).items():
                 setattr(self, name, tf.Variable(value, name=DS_NAMES[name], trainable=True))
+            # FEATURE_NORM (mean, scale) rows; identity unless the trainer sets them. Not a
+            # checkpoint dependency of the model: checkpoints without it stay loadable as they are.
+            self.feature_norm = self._no_dependency(
+                tf.Variable(identity_norm(), trainable=False, name="feature_norm"))
 
         def weight_list(self) -> list[Any]:
             return [getattr(self, n) for n in DS_NAMES]
@@ -109,6 +139,9 @@ def _make_module_class() -> type:
             w = {n: tf.cast(getattr(self, n), dt) for n in DS_NAMES}
             h = self.geometry.n_hidden
             x = add_context(tf.cast(features, dt))              # [B, T, 494]
+            # per-coefficient normalization of every frame of the window (fold_feature_norm)
+            norm = tf.cast(tf.tile(self.feature_norm, [1, N_WINDOW]), dt)
+            x = (x - norm[0]) * norm[1]
             x = tf.transpose(x, [1, 0, 2])                      # time-major
             t, b = tf.shape(x)[0], tf.shape(x)[1]
             x = tf.reshape(x, [-1, N_FEATURES])
@@ -294,9 +327,30 @@ def checkpoint_prefix(path: Path) -> str:
     raise MissingInputError(f"checkpoint {path} does not exist")
 
 
-def read_checkpoint_weights(path: Path) -> dict[str, np.ndarray]:
+def checkpoint_feature_norm(reader: Any, keys: set[str]) -> np.ndarray | None:
+    """FEATURE_NORM's [2, 26] (mean, scale) stored in a checkpoint, or None (release checkpoints,
+    runs without it)."""
+    import json
+
+    if NORM_KEY in keys:
+        return np.asarray(reader.get_tensor(NORM_KEY), np.float32)
+    if STATE_KEY in keys:
+        raw = reader.get_tensor(STATE_KEY)
+        try:
+            state = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
+        except ValueError:
+            return None
+        if isinstance(state, dict) and state.get("feature_norm"):
+            return np.asarray(state["feature_norm"], np.float32)
+    return None
+
+
+def read_checkpoint_weights(path: Path, fold_norm: bool = True) -> dict[str, np.ndarray]:
     """Model weights from a checkpoint dir/prefix, keyed by our attribute names, in DeepSpeech
-    layout. Reads both our object-based checkpoints and TF1 name-based release checkpoints."""
+    layout. Reads both our object-based checkpoints and TF1 name-based release checkpoints.
+    A FEATURE_NORM stored with the checkpoint is folded into layer_1 (`fold_feature_norm`), so
+    the weights compute the model on raw features like any DeepSpeech checkpoint; `fold_norm=False`
+    gives them as trained (for a model that applies the same normalization itself)."""
     import tensorflow as tf
 
     prefix = checkpoint_prefix(path)
@@ -313,7 +367,9 @@ def read_checkpoint_weights(path: Path) -> dict[str, np.ndarray]:
         missing = [DS_NAMES[a] for a in DS_NAMES if a not in out]
         raise MissingInputError(f"checkpoint {prefix} lacks model variables {', '.join(missing)}; "
                                 f"is it a DeepSpeech-geometry checkpoint?")
-    return {k: np.asarray(v, np.float32) for k, v in out.items()}
+    weights = {k: np.asarray(v, np.float32) for k, v in out.items()}
+    norm = checkpoint_feature_norm(reader, keys) if fold_norm else None
+    return fold_feature_norm(weights, norm) if norm is not None else weights
 
 
 def load_export_weights(checkpoint_dir: Path) -> dict[str, np.ndarray]:

@@ -40,6 +40,7 @@ from pipeline.fsutil import atomic_dir, remove_stale_temps, write_json, write_te
 from pipeline.logs import format_duration
 from pipeline.model.ctc import CUDNN_CTC_MAX_LABELS, ctc_loss
 from pipeline.model.geometry import N_INPUT
+from pipeline.model.normalize import set_model_norm
 from pipeline.paths import Paths
 from pipeline.text.alphabet import Alphabet
 
@@ -51,7 +52,7 @@ TRAINING_SETTINGS = ("MODEL_LANGUAGE", "BATCH_SIZE", "EPOCHS", "LEARNING_RATE", 
                      "EARLY_STOP", "ES_STOP", "ES_MIN_DELTA", "REDUCE_LR_ON_PLATEAU", "PLATEAU_EPOCHS",
                      "PLATEAU_REDUCTION", "AMP", "TRANSFER_LEARNING", "TRANSFER_CHECKPOINT",
                      "DROP_SOURCE_LAYERS", "AUGMENT", "RANDOM_SEED", "FAST_TRAIN", "MAX_BATCH_SECONDS",
-                     "TRAIN_MAX_MINUTES", "TRANSFER_KEEP_SHARED_CHARS", "FEATURE_CACHE",
+                     "TRAIN_MAX_MINUTES", "TRANSFER_KEEP_SHARED_CHARS", "FEATURE_CACHE", "FEATURE_NORM",
                      "AUDIO_SAMPLE_RATE", "BYTES_OUTPUT_MODE")
 BEST_INFO = "best_dev.json"
 
@@ -208,7 +209,8 @@ class Trainer:
                           if (tc.feature_cache and self.dev_set) else None)
         from pipeline.model.augment import build_augmenter
 
-        self.augmenter = build_augmenter(tc.augment, cfg.general.random_seed)
+        self.augmenter = build_augmenter(tc.augment, cfg.general.random_seed,
+                                         cfg.data.audio_sample_rate)
         if self.augmenter is not None and self.cache is not None:
             self.augmenter = self.augmenter.without_audio()
         writer_dir = self.paths.tensorboard
@@ -382,12 +384,23 @@ class Trainer:
                          f", transfer from {state['transfer_from']} (not re-applied)"
                          if state.get("transfer_from") else "")
             self._log_best_on_resume(state)
+            if state.get("feature_norm"):  # runs that predate FEATURE_NORM resume on raw features
+                set_model_norm(self.model, state["feature_norm"])
             return state
         state = fresh_state(self.cfg, self.alphabet)
         if self.tc.transfer_learning:
             from pipeline.model.network import apply_transfer
 
             state["transfer_from"] = apply_transfer(self.cfg, self.model, self.alphabet)
+            if self.tc.feature_norm:  # the source's layer_1 was trained on raw (or folded) features
+                log.info("FEATURE_NORM: not measured for transfer learning (the transferred layer_1 "
+                         "expects the source's features)")
+        elif self.tc.feature_norm:
+            from pipeline.model.normalize import feature_stats, norm_to_state
+
+            norm = feature_stats(self.train_set.paths, self.train_set.sample_rate)
+            state["feature_norm"] = norm_to_state(norm)
+            set_model_norm(self.model, norm)
         log.info("starting training from %s", "transferred weights" if state["transfer_from"]
                  else "random initialization")
         return state
@@ -436,7 +449,8 @@ class Trainer:
         import tensorflow as tf
 
         self._check_finite_weights(state)
-        best = tf.train.Checkpoint(model=self.model)
+        # the normalization travels with the weights (read_checkpoint_weights folds it in)
+        best = tf.train.Checkpoint(model=self.model, feature_norm=self.model.feature_norm)
         if not self.dist.is_chief:
             tmp = self.paths.worker_tmp(self.dist.worker)
             best.write(str(tmp / "best_dev"))
@@ -697,7 +711,7 @@ class Trainer:
             from pipeline.model.network import read_checkpoint_weights
 
             state["plateau_reductions"] += 1
-            self.model.assign_numpy(read_checkpoint_weights(self.paths.best_checkpoint_dir))
+            self.model.assign_numpy(read_checkpoint_weights(self.paths.best_checkpoint_dir, fold_norm=False))
             self.opt.inner_optimizer.learning_rate.assign(self._lr(state))
             log.info("dev loss on a plateau for %d epoch(s): reloaded the best weights (epoch %s), learning "
                      "rate now %g", state["es_counter"], state["best_epoch"], self._lr(state))

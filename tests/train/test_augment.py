@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.model.augment import build_augmenter, parse_augment
+from tests.helpers import REPO
 
 
 def test_parse() -> None:
@@ -106,3 +107,69 @@ def test_batch_loader_is_traced_once_for_every_epoch(tiny_corpus) -> None:
     assert len(reused) == len(fresh)
     for a, b in zip(reused, fresh, strict=True):
         assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def _logmel_peak(mfcc: np.ndarray) -> int:
+    """The strongest of the 40 log-mel channels of an MFCC frame (pseudo-inverse of the DCT)."""
+    from pipeline.model.reference import _dct_matrix
+
+    return int(np.argmax(mfcc @ np.linalg.pinv(_dct_matrix())))
+
+
+def test_vtlp_moves_formants_like_a_frequency_scaled_voice() -> None:
+    """vtlp(alpha) on the MFCCs of a 700 Hz tone puts its peak where the MFCCs of a 700·alpha Hz
+    tone have it (what a shorter/longer vocal tract does to formants); alpha 1 is the identity."""
+    import tensorflow as tf
+
+    from pipeline.model.augment import vtlp_matrix
+    from pipeline.model.features import audio_to_mfcc
+
+    t = np.arange(8000) / 16000.0
+
+    def tone(f: float) -> np.ndarray:
+        return audio_to_mfcc((0.5 * np.sin(2 * np.pi * f * t)).astype(np.float32)).numpy()[5]
+
+    np.testing.assert_allclose(vtlp_matrix(tf.constant(1.0)).numpy(), np.eye(26), atol=1e-5)
+    base = tone(700.0)
+    for alpha in (0.8, 1.25):
+        warped = base @ vtlp_matrix(tf.constant(alpha)).numpy()
+        assert abs(_logmel_peak(warped) - _logmel_peak(tone(700.0 * alpha))) <= 1, alpha
+        assert _logmel_peak(warped) != _logmel_peak(base)
+
+
+def test_volume_on_cached_features_equals_the_gain_on_audio() -> None:
+    import tensorflow as tf
+
+    from pipeline.model.augment import build_augmenter
+    from pipeline.model.features import audio_to_mfcc
+
+    audio = (np.random.default_rng(0).standard_normal(16000) * 0.05).astype(np.float32)
+    aug = build_augmenter("volume=6:6", seed=1)
+    on_audio = audio_to_mfcc(aug.audio(tf.constant(audio), 0)).numpy()
+    on_features = aug.without_audio().features(audio_to_mfcc(audio), 0, 0).numpy()
+    np.testing.assert_allclose(on_features, on_audio, atol=1e-3)
+    assert not np.allclose(on_features, audio_to_mfcc(audio).numpy(), atol=1e-1)
+
+
+def test_quieter_on_cached_features_matches_a_quieter_int16_recording() -> None:
+    """volume below 0 dB on features: the speech sinks towards the 16-bit quantization floor, which
+    stays (a real quieter recording, re-quantized); much closer than a plain c0 shift."""
+    import soundfile as sf
+    import tensorflow as tf
+
+    from pipeline.audio import to_16k_pcm16
+    from pipeline.model.augment import feature_gain
+    from pipeline.model.features import audio_to_mfcc
+
+    # an 8 kHz FSDD clip as the import makes it: 16 kHz int16, nothing but the floor above 4 kHz
+    pcm, rate8k = sf.read(str(REPO / "tests" / "data" / "fsdd" / "3_jackson_5.wav"), dtype="float32")
+    rate = 16000
+    loud = to_16k_pcm16(pcm, rate8k, rate).astype(np.float32) / 32768
+    feats = audio_to_mfcc(loud, rate).numpy()
+    for db in (-20.0, -10.0):
+        quiet = np.round(loud * 10 ** (db / 20) * 32768).astype(np.float32) / 32768
+        truth = audio_to_mfcc(quiet, rate).numpy()
+        ours = feature_gain(tf.constant(feats), tf.constant(db), rate).numpy()
+        shifted = feats.copy()
+        shifted[:, 0] += db * np.log(10) / 20 * np.sqrt(80)
+        assert np.abs(ours - truth).mean() < 0.3 * np.abs(shifted - truth).mean(), db

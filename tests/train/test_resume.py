@@ -18,7 +18,7 @@ EVERY = 30  # CHECKPOINT_STEPS: mid-epoch checkpoints counted in updates, not se
 
 SETTINGS = ["CORPORA=rep", "N_HIDDEN=32", "BATCH_SIZE=2", "EPOCHS=3", "LEARNING_RATE=0.002",
             "DROPOUT=0.0", "EARLY_STOP=0", "CHECKPOINT_SECS=0", f"CHECKPOINT_STEPS={EVERY}",
-            "LIVE_TRANSCRIPTS=0", "MAX_TO_KEEP=3"]
+            "LIVE_TRANSCRIPTS=0", "MAX_TO_KEEP=3", "FEATURE_NORM=1"]
 
 
 def _cmd(data: Path) -> list[str]:
@@ -60,6 +60,9 @@ def test_sigkill_mid_epoch_then_resume(tiny_corpus, tmp_path: Path) -> None:
     log2 = out.stdout + out.stderr
     assert out.returncode == 0, log2[-3000:]
     assert "resumed from train-" in log2
+    # FEATURE_NORM is measured once, at the fresh start, and travels in the checkpoint's state
+    assert "FEATURE_NORM: MFCC mean and scale" in run1.stdout + run1.stderr
+    assert "FEATURE_NORM: MFCC mean" not in log2 and len(killed_at["feature_norm"]) == 2
     resumed = log2.split("resumed from", 1)[1].splitlines()[0]
     assert f"batch {last_saved - 2 * steps_per_epoch} of that epoch, global step {last_saved}" in resumed
     final = json.loads(state_path.read_text())
@@ -67,6 +70,7 @@ def test_sigkill_mid_epoch_then_resume(tiny_corpus, tmp_path: Path) -> None:
     assert final["epoch"] == 3 and done["epochs"] == 3
     assert [h["epoch"] for h in final["history"]] == [1, 2, 3]
     assert final["global_step"] == 3 * steps_per_epoch
+    assert final["feature_norm"] == killed_at["feature_norm"]
     assert (data / "checkpoints" / "best_dev" / "best_dev.json").exists()
     assert (data / ".state" / "train.done.json").exists()
     # a third run is a no-op skip
