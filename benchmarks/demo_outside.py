@@ -15,7 +15,6 @@ voices to be the demo's held-out ones. Prints CER/WER and writes `--json` if giv
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -47,17 +46,11 @@ from pipeline.text.normalize import normalize  # noqa: E402
 from pipeline.transcribe import Transcriber  # noqa: E402
 
 
-def _make_sentences_module():
-    spec = importlib.util.spec_from_file_location("make_sentences", REPO / "scripts" / "make_sentences.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def outside_sentences(lang: str, cv_dir: Path, count: int) -> list[str]:
     """`count` CC0 sentences ranked right after the pack's selection: same filters, not in the list."""
-    ms = _make_sentences_module()
+    sys.path.insert(0, str(REPO / "scripts"))
+    import make_sentences as ms
+
     listed = load_sentences(lang)
     ranked = ms.select_cv(lang, cv_dir, len(listed) + count)
     pack = load_pack(lang)

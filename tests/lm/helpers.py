@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,3 +63,25 @@ def emissions(text: str, alphabet: Alphabet = ALPHABET, frames_per_char: int = 2
         p[-1] = peak
         rows.append(p / p.sum())
     return np.asarray(rows, dtype=np.float32)
+
+
+def write_transcript_csv(path: Path, transcripts: list[str]) -> None:
+    """A DeepSpeech CSV of `transcripts` (clips/<i>.wav, no audio behind it)."""
+    from pipeline.corpus_csv import write_rows
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_rows(path, ((f"clips/{i}.wav", 1000, t) for i, t in enumerate(transcripts)))
+
+
+def lm_optimize_data_dir(root: Path, dev: list[str], scorer: Path, *overrides: str) -> tuple[Any, Any]:
+    """(cfg, paths) of a data dir with a dev CSV of `dev`, `scorer` and the alphabet: what the
+    lm_optimize stage reads besides the acoustic outputs."""
+    from pipeline.config import load_config
+    from pipeline.paths import Paths
+
+    paths = Paths.at(root)
+    write_transcript_csv(paths.corpus_csv("common_voice", "dev"), dev)
+    paths.lm.mkdir(parents=True)
+    paths.scorer.write_bytes(scorer.read_bytes())
+    ALPHABET.write(paths.alphabet)
+    return load_config(environ={}, overrides=["CORPORA=common_voice", "WORKERS=1", *overrides]), paths

@@ -14,7 +14,7 @@ import pytest
 from pipeline.config import LmRange, load_config
 from pipeline.corpus_csv import CsvRow, read_rows
 from pipeline.lm.optimize import TrialDecoder, dev_subset, optimize, prune_slice
-from tests.lm.helpers import ALPHABET, emissions
+from tests.lm.helpers import ALPHABET, emissions, lm_optimize_data_dir
 
 
 def _confused_pairs(sentences: list[str], seed: int = 7) -> list[tuple[np.ndarray, str]]:
@@ -83,10 +83,8 @@ class _Utt:
 
 
 def test_lm_optimize_stage_decodes_the_stated_subset(small_lm: dict, tmp_path: Path) -> None:
-    from pipeline.paths import Paths
     from pipeline.stages import lm_optimize
     from pipeline.stages.base import StageContext
-    from tests.lm.test_stages import _write_csv
 
     sents = small_lm["sentences"][400:420]
     by_text = {s: emissions(s, seed=i) for i, s in enumerate(sents)}
@@ -97,13 +95,8 @@ def test_lm_optimize_stage_decodes_the_stated_subset(small_lm: dict, tmp_path: P
         seen.append([r.transcript for r in rows])
         return [_Utt(str(r.wav), r.transcript, by_text[r.transcript]) for r in rows]
 
-    paths = Paths.at(tmp_path / "data")
-    _write_csv(paths.corpus_csv("common_voice", "dev"), sents)
-    paths.lm.mkdir(parents=True)
-    paths.scorer.write_bytes(small_lm["scorer"].read_bytes())
-    ALPHABET.write(paths.alphabet)
-    cfg = load_config(environ={}, overrides=["CORPORA=common_voice", "LM_EVALUATE_RANGE=2,3,3",
-                                             "BEAM_WIDTH=8", "WORKERS=1", "LM_OPTIMIZE_MAX_CLIPS=7"])
+    cfg, paths = lm_optimize_data_dir(tmp_path / "data", sents, small_lm["scorer"],
+                                      "LM_EVALUATE_RANGE=2,3,3", "BEAM_WIDTH=8", "LM_OPTIMIZE_MAX_CLIPS=7")
     for run in range(2):
         lm_optimize.run(StageContext(cfg, paths, lm_optimize.STAGE, tmp_path / f"t{run}"),
                         outputs=outputs)

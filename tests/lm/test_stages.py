@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -16,21 +15,12 @@ from pipeline.lm.optimize import optimize
 from pipeline.lm.scorer import read_scorer
 from pipeline.report.metrics import wer_cer
 from tests.helpers import SUBPROCESS_TIMEOUT
-from tests.lm.helpers import ALPHABET, REPO, emissions, make_sentences
-
-
-def _write_csv(path: Path, transcripts: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["wav_filename", "wav_filesize", "transcript"])
-        for i, t in enumerate(transcripts):
-            w.writerow([f"clips/{i}.wav", 1000, t])
+from tests.lm.helpers import ALPHABET, REPO, emissions, lm_optimize_data_dir, make_sentences, write_transcript_csv
 
 
 def _lm_data_dir(data: Path, corpus: str, train: list[str], heldout: list[str]) -> None:
     """A data dir as the lm stage finds it after import and alphabet."""
-    _write_csv(data / "extracted" / corpus / f"{corpus}_train.csv", train)
+    write_transcript_csv(data / "extracted" / corpus / f"{corpus}_train.csv", train)
     (data / "extracted" / "heldout_sentences.txt").write_text("\n".join(heldout) + "\n")
     (data / "models").mkdir(parents=True)
     ALPHABET.write(data / "models" / "alphabet.txt")
@@ -101,7 +91,6 @@ def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Pa
 
     from pipeline.config import load_config
     from pipeline.lm.optimize import decoder_weights
-    from pipeline.paths import Paths
     from pipeline.stages import lm_optimize
     from pipeline.stages.base import StageContext
 
@@ -120,13 +109,8 @@ def test_lm_optimize_stage_writes_scorer_and_result(small_lm: dict, tmp_path: Pa
         seen_csvs.extend(csv_files)
         return utts
 
-    paths = Paths.at(tmp_path / "data")
-    _write_csv(paths.corpus_csv("common_voice", "dev"), sents)
-    paths.lm.mkdir(parents=True)
-    paths.scorer.write_bytes(small_lm["scorer"].read_bytes())
-    ALPHABET.write(paths.alphabet)
-    cfg = load_config(environ={}, overrides=["CORPORA=common_voice", "LM_EVALUATE_RANGE=2,3,6",
-                                             "BEAM_WIDTH=16", "WORKERS=1"])
+    cfg, paths = lm_optimize_data_dir(tmp_path / "data", sents, small_lm["scorer"],
+                                      "LM_EVALUATE_RANGE=2,3,6", "BEAM_WIDTH=16")
     paths.marker("lm_optimize").parent.mkdir(parents=True, exist_ok=True)
     lm_optimize.run(StageContext(cfg, paths, lm_optimize.STAGE, tmp_path / "t"), outputs=outputs)
     assert seen_csvs == [paths.corpus_csv("common_voice", "dev")]  # the dev split, nothing else
