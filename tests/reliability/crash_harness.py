@@ -57,7 +57,10 @@ VOLATILE = (
     "extracted/*/import_report.json",          # elapsed_s
     "reports/training_report.md",              # training minutes
     "reports/training_report.html",
+    "tmp/acoustic_outputs/*.npz",              # a cache (pipeline/model/output_cache.py): zip times
 )
+# Complete files under tmp/ that outlive a stage: disposable caches, not leftovers of a write.
+CACHES = ("tmp/acoustic_outputs/*.npz",)
 # Outputs a stage legitimately rewrites several times while it runs (best_dev/ after each improving
 # epoch): after a kill they may hold an intermediate state, which must still be complete.
 EVOLVING = ("checkpoints/best_dev/*",)
@@ -73,7 +76,8 @@ def is_temp(rel: str) -> bool:
     the stages' private temp space (tmp/<stage>/, emptied before the stage runs)."""
     parts = rel.split("/")
     if parts[0] == "tmp":
-        return True
+        return not (any(fnmatch.fnmatch(rel, pat) for pat in CACHES)
+                    and not any(m in parts[-1] for m in TEMP_MARKS))
     if any(p.startswith(".") and any(m in p for m in TEMP_MARKS) for p in parts):
         return True
     return rel.endswith(".part") or any(p.endswith("_temp") for p in parts)
