@@ -46,6 +46,7 @@ Stages (what is timed; input set-up in the child is not):
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import multiprocessing
 import os
@@ -132,11 +133,21 @@ def build_corpus(root: Path, n: int, seed: int = 0) -> None:
         p = root / f"clip_{d:g}s.wav"
         sf.write(p, (x * 32767).astype(np.int16), 16000, subtype="PCM_16")
         clips.append(p)
+    copies = [0] * len(clips)
     for i in range(n):
         sid = int(sent_of_row[i])
         link = wavs / f"common_voice_{LANG}_{i}.wav"
-        if not link.exists():
-            os.link(clips[_clip_index(len(sentences[sid]))], link)
+        if link.exists():
+            continue
+        k = _clip_index(len(sentences[sid]))
+        try:
+            os.link(clips[k], link)
+        except OSError as exc:  # ext4 allows 65 000 links to a file: link to a fresh copy
+            if exc.errno != errno.EMLINK:
+                raise
+            copies[k] += 1
+            clips[k] = Path(shutil.copy(clips[k], root / f"{clips[k].stem.split('.')[0]}.{copies[k]}.wav"))
+            os.link(clips[k], link)
     # LM text: 10 lines per row from the same word distribution ("a large text")
     (root / "sources" / "lm").mkdir(parents=True, exist_ok=True)
     m = LM_LINES_PER_ROW * n
