@@ -480,10 +480,12 @@ class Trainer:
 
         lstm_impl, sparse = self.lstm_impl, self.sparse_ctc
 
+        def forward(feats: Any, flen: Any, training: bool, seed: Any = None) -> Any:
+            return model(feats, training=training, dropout=dropout, compute_dtype=compute,
+                         dropout_seed=seed, lstm_impl=lstm_impl, feature_len=flen)
+
         def ctc(feats: Any, flen: Any, labels: Any, llen: Any, training: bool, seed: Any = None) -> Any:
-            logits = model(feats, training=training, dropout=dropout, compute_dtype=compute,
-                           dropout_seed=seed, lstm_impl=lstm_impl, feature_len=flen)
-            return ctc_loss(labels, logits, llen, flen, sparse)
+            return ctc_loss(labels, forward(feats, flen, training, seed), llen, flen, sparse)
 
         def replica_train(feats: Any, flen: Any, labels: Any, llen: Any, step: Any) -> Any:
             ctx = tf.distribute.get_replica_context()
@@ -521,10 +523,17 @@ class Trainer:
 
         @tf.function(input_signature=[spec])
         def eval_step(batch: Any) -> Any:
+            """-> (sum of the finite per-utterance losses, their count, greedy label errors,
+            reference labels): the CTC loss and the best path's edit distance from one forward pass."""
             feats, flen, labels, llen = batch
-            per_ex = ctc(feats, flen, labels, llen, False)
+            logits = forward(feats, flen, False)
+            per_ex = ctc_loss(labels, logits, llen, flen, sparse)
             ok = tf.math.is_finite(per_ex)
-            return tf.reduce_sum(tf.where(ok, per_ex, 0.0)), tf.reduce_sum(tf.cast(ok, tf.float32))
+            (best,), _ = tf.nn.ctc_greedy_decoder(tf.cast(logits, tf.float32), flen)
+            truth = tf.RaggedTensor.from_tensor(labels, lengths=llen).to_sparse()
+            errors = tf.reduce_sum(tf.edit_distance(tf.cast(best, tf.int32), truth, normalize=False))
+            return (tf.reduce_sum(tf.where(ok, per_ex, 0.0)), tf.reduce_sum(tf.cast(ok, tf.float32)),
+                    errors, tf.cast(tf.reduce_sum(llen), tf.float32))
 
         @tf.function(input_signature=[spec[0]])
         def logits_step(feats: Any) -> Any:
@@ -647,13 +656,15 @@ class Trainer:
         steps, secs = self.tc.checkpoint_steps, self.tc.checkpoint_secs
         return (steps > 0 and global_step % steps == 0) or (secs > 0 and secs_since_save >= secs)
 
-    def dev_loss(self) -> float | None:
-        """Mean per-utterance CTC loss on the dev set, without dropout. Evaluated outside the
-        strategy (every worker computes the same value), so no replica ever waits on an empty batch."""
+    def dev_loss(self) -> tuple[float | None, float | None]:
+        """Mean per-utterance CTC loss on the dev set, without dropout, and the greedy (best path)
+        label error rate of the same pass (CER; in bytes mode a byte error rate). Evaluated outside
+        the strategy (every worker computes the same value), so no replica ever waits on an empty
+        batch."""
         from pipeline.model.dataset import make_dataset
 
         if not self.dev_set or len(self.dev_set) == 0:
-            return None
+            return None, None
         if self._dev_ds is None:
             # The dev plan never changes: one repeating iterator serves every dev pass (creating a
             # tf.data iterator instantiates and optimizes its whole graph, every time).
@@ -661,13 +672,11 @@ class Trainer:
             ds = make_dataset(self.dev_set, list(range(len(plan))), plan, cache=self.dev_cache)
             self._dev_ds = (iter(ds.repeat()), len(plan))
         dev_iter, n_batches = self._dev_ds
-        total, count = 0.0, 0.0
+        total = count = errors = chars = 0.0
         for _ in range(n_batches):
-            batch = next(dev_iter)
-            s, n = self.eval_step(batch)
-            total += float(s)
-            count += float(n)
-        return total / count if count else None
+            s, n, e, c = self.eval_step(next(dev_iter))
+            total, count, errors, chars = total + float(s), count + float(n), errors + float(e), chars + float(c)
+        return (total / count if count else None), (errors / chars if chars else None)
 
     def _end_epoch(self, state: dict[str, Any], t_start: float, elapsed0: float) -> dict[str, Any]:
 
@@ -675,10 +684,11 @@ class Trainer:
         self._check_finite_weights(state)  # before best_dev/ and the epoch checkpoint are written
         epoch = state["epoch"] + 1
         train_loss = state["epoch_loss_sum"] / state["epoch_count"] if state["epoch_count"] else None
-        dev = self.dev_loss()
+        dev, dev_cer = self.dev_loss()
         state.update(epoch=epoch, step_in_epoch=0, epoch_loss_sum=0.0, epoch_count=0)
         state["elapsed_s"] = elapsed0 + time.monotonic() - t_start
         state["history"].append({"epoch": epoch, "train_loss": train_loss, "dev_loss": dev,
+                                 "dev_greedy_cer": None if dev_cer is None else round(dev_cer, 4),
                                  "lr": self._lr(state), "elapsed_s": round(state["elapsed_s"], 1)})
         if self.tb_dev is not None and dev is not None:
             with self.tb_dev.as_default(step=epoch):
@@ -696,9 +706,10 @@ class Trainer:
             if best is None or dev < best:
                 state["best_dev_loss"], state["best_epoch"] = dev, epoch
                 improved = True
-        log.info("epoch %d/%d: train loss %s, dev loss %s%s (%s elapsed)", epoch, tc.epochs,
-                 _fmt(train_loss), _fmt(dev), " (new best)" if improved else "",
-                 format_duration(state["elapsed_s"]))
+        log.info("epoch %d/%d: train loss %s, dev loss %s%s%s (%s elapsed)", epoch, tc.epochs,
+                 _fmt(train_loss), _fmt(dev),
+                 "" if dev_cer is None else f", dev greedy CER {100 * dev_cer:.1f}%",
+                 " (new best)" if improved else "", format_duration(state["elapsed_s"]))
         self._live_transcripts()
         if improved or dev is None:
             self._save_best(state, dev)

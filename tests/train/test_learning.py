@@ -43,6 +43,11 @@ def test_tiny_corpus_is_learned(tiny_corpus, tmp_path: Path) -> None:
     assert paths2.train_done.exists()
     losses = [h["train_loss"] for h in state["history"]]
     assert losses[-1] < 0.2 * losses[0]
+    # The dev pass's in-graph greedy CER (logged each epoch; dev = train here) is the CER of the
+    # best checkpoint's outputs decoded by greedy_decode.
+    best = next(h for h in state["history"] if h["epoch"] == state["best_epoch"])
+    assert best["dev_greedy_cer"] == pytest.approx(trained, abs=0.01)
+    assert state["history"][0]["dev_greedy_cer"] > best["dev_greedy_cer"]
 
 
 @pytest.mark.slow
