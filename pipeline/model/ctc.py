@@ -44,3 +44,17 @@ def ctc_loss(labels: Any, logits: Any, llen: Any, flen: Any, sparse: bool, spars
 
     short = tf.reduce_max(tf.concat([llen, [0]], 0)) < CUDNN_CTC_MAX_LABELS
     return tf.cond(short, sparse_or_dense, dense)
+
+
+def eval_sums(labels: Any, logits: Any, llen: Any, flen: Any, sparse: bool) -> tuple[Any, Any, Any, Any]:
+    """One dev batch's sums from its time-major logits: (finite per-utterance CTC losses, their
+    count, the best path's label edit distance to the labels, the labels' count) — mean dev loss
+    and greedy CER (over labels) are ratios of these sums across batches."""
+    import tensorflow as tf
+
+    per_ex = ctc_loss(labels, logits, llen, flen, sparse)
+    ok = tf.math.is_finite(per_ex)
+    (best,), _ = tf.nn.ctc_greedy_decoder(tf.cast(logits, tf.float32), flen)  # blank last
+    errors = tf.edit_distance(tf.cast(best, tf.int32), sparse_labels(labels, llen), normalize=False)
+    return (tf.reduce_sum(tf.where(ok, per_ex, 0.0)), tf.reduce_sum(tf.cast(ok, tf.float32)),
+            tf.reduce_sum(errors), tf.cast(tf.reduce_sum(llen), tf.float32))

@@ -38,7 +38,7 @@ from pipeline.errors import ConfigError, MissingInputError, PipelineError
 from pipeline.faults import crashpoint
 from pipeline.fsutil import atomic_dir, remove_stale_temps, write_json, write_text
 from pipeline.logs import format_duration
-from pipeline.model.ctc import CUDNN_CTC_MAX_LABELS, ctc_loss
+from pipeline.model.ctc import CUDNN_CTC_MAX_LABELS, ctc_loss, eval_sums
 from pipeline.model.geometry import N_INPUT
 from pipeline.model.normalize import set_model_norm
 from pipeline.paths import Paths
@@ -526,14 +526,7 @@ class Trainer:
             """-> (sum of the finite per-utterance losses, their count, greedy label errors,
             reference labels): the CTC loss and the best path's edit distance from one forward pass."""
             feats, flen, labels, llen = batch
-            logits = forward(feats, flen, False)
-            per_ex = ctc_loss(labels, logits, llen, flen, sparse)
-            ok = tf.math.is_finite(per_ex)
-            (best,), _ = tf.nn.ctc_greedy_decoder(tf.cast(logits, tf.float32), flen)
-            truth = tf.RaggedTensor.from_tensor(labels, lengths=llen).to_sparse()
-            errors = tf.reduce_sum(tf.edit_distance(tf.cast(best, tf.int32), truth, normalize=False))
-            return (tf.reduce_sum(tf.where(ok, per_ex, 0.0)), tf.reduce_sum(tf.cast(ok, tf.float32)),
-                    errors, tf.cast(tf.reduce_sum(llen), tf.float32))
+            return eval_sums(labels, forward(feats, flen, False), llen, flen, sparse)
 
         @tf.function(input_signature=[spec[0]])
         def logits_step(feats: Any) -> Any:
