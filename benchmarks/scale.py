@@ -133,7 +133,7 @@ def build_corpus(root: Path, n: int, seed: int = 0) -> None:
         p = root / f"clip_{d:g}s.wav"
         sf.write(p, (x * 32767).astype(np.int16), 16000, subtype="PCM_16")
         clips.append(p)
-    copies = [0] * len(clips)
+    stems, copies = [c.stem for c in clips], [0] * len(clips)
     for i in range(n):
         sid = int(sent_of_row[i])
         link = wavs / f"common_voice_{LANG}_{i}.wav"
@@ -146,7 +146,7 @@ def build_corpus(root: Path, n: int, seed: int = 0) -> None:
             if exc.errno != errno.EMLINK:
                 raise
             copies[k] += 1
-            clips[k] = Path(shutil.copy(clips[k], root / f"{clips[k].stem.split('.')[0]}.{copies[k]}.wav"))
+            clips[k] = Path(shutil.copy(clips[k], root / f"{stems[k]}.{copies[k]}.wav"))
             os.link(clips[k], link)
     # LM text: 10 lines per row from the same word distribution ("a large text")
     (root / "sources" / "lm").mkdir(parents=True, exist_ok=True)

@@ -649,7 +649,7 @@ class Trainer:
         steps, secs = self.tc.checkpoint_steps, self.tc.checkpoint_secs
         return (steps > 0 and global_step % steps == 0) or (secs > 0 and secs_since_save >= secs)
 
-    def dev_loss(self) -> tuple[float | None, float | None]:
+    def dev_pass(self) -> tuple[float | None, float | None]:
         """Mean per-utterance CTC loss on the dev set, without dropout, and the greedy (best path)
         label error rate of the same pass (CER; in bytes mode a byte error rate). Evaluated outside
         the strategy (every worker computes the same value), so no replica ever waits on an empty
@@ -665,11 +665,11 @@ class Trainer:
             ds = make_dataset(self.dev_set, list(range(len(plan))), plan, cache=self.dev_cache)
             self._dev_ds = (iter(ds.repeat()), len(plan))
         dev_iter, n_batches = self._dev_ds
-        total = count = errors = chars = 0.0
+        sums = np.zeros(4)  # loss sum, utterances, greedy label errors, labels
         for _ in range(n_batches):
-            s, n, e, c = self.eval_step(next(dev_iter))
-            total, count, errors, chars = total + float(s), count + float(n), errors + float(e), chars + float(c)
-        return (total / count if count else None), (errors / chars if chars else None)
+            sums += [float(x) for x in self.eval_step(next(dev_iter))]
+        total, count, errors, labels = sums
+        return (total / count if count else None), (errors / labels if labels else None)
 
     def _end_epoch(self, state: dict[str, Any], t_start: float, elapsed0: float) -> dict[str, Any]:
 
@@ -677,7 +677,7 @@ class Trainer:
         self._check_finite_weights(state)  # before best_dev/ and the epoch checkpoint are written
         epoch = state["epoch"] + 1
         train_loss = state["epoch_loss_sum"] / state["epoch_count"] if state["epoch_count"] else None
-        dev, dev_cer = self.dev_loss()
+        dev, dev_cer = self.dev_pass()
         state.update(epoch=epoch, step_in_epoch=0, epoch_loss_sum=0.0, epoch_count=0)
         state["elapsed_s"] = elapsed0 + time.monotonic() - t_start
         state["history"].append({"epoch": epoch, "train_loss": train_loss, "dev_loss": dev,

@@ -15,7 +15,7 @@ epoch ~290 and the dev loss reaches 0.004 at 650 (all four tests pass, measured 
 4568 (the character-mode smoke test's seed) training stalled at dev loss 0.48 and greedy read
 "... al year" through 1000 epochs, with 2 at 0.58 and "... all ear" at 650. Training is
 deterministic on a given machine, so the test is reproducible; a different CPU's float rounding
-can move it onto a stalled path (docs/coming-from-deepspeech.md).
+can move it onto a stalled path (then try another RANDOM_SEED in env_files/deepspeech_smoke_bytes.env).
 With pruned_lm.bytes.scorer libdeepspeech and libstt give the transcript WITHOUT spaces (that
 scorer's lexicon holds letters only: a space can never come out in UTF-8 mode); our decoder gives
 the same (it doubled letters, "shehehadad...", until UTF-8 scorers moved to the lexicon-free search,
