@@ -68,7 +68,7 @@ class ImportContext:
         return self.paths.corpus_dir(key) / "source"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceRow:
     """One row as the corpus lists it, before any check."""
 
@@ -81,7 +81,7 @@ class SourceRow:
     origin: str = ""          # where the row came from, e.g. "train.tsv:12"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
     """A kept row: the converted wav exists and every check passed."""
 
@@ -97,7 +97,7 @@ class Sample:
     folded: str = ""          # characters folded to a base letter, one per occurrence (ñ -> n)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """A quarantined row and why."""
 

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from importers.base import (
     CTC_INFEASIBLE,
     DUPLICATE_CLIP,
@@ -221,62 +223,87 @@ def assign_splits(samples: list[Sample], official: bool, seed: int,
     if policy not in SPLIT_POLICIES:
         raise ValueError(f"SPLIT_POLICY={policy!r}: expected one of {', '.join(SPLIT_POLICIES)}")
     info: dict[str, Any] = {"method": "official" if official else "speaker", "policy": policy}
-    assigned: dict[str, list[Sample]] = {s: [] for s in SPLITS}
-    by_speaker: dict[str, list[Sample]] = defaultdict(list)
-    for s in samples:
-        by_speaker[s.speaker].append(s)
+    # Column form: each row's speaker, sentence and unit as integer ids, found in one pass each;
+    # the rest is array work. (Walking the Sample objects again per step made the per-row cost
+    # grow with the corpus once the rows no longer fit in the CPU cache: issue #14.)
+    n = len(samples)
+    speaker = _ids(s.speaker for s in samples)
+    sentence = _ids(s.transcript for s in samples)
     remove_overlap = official or policy == DEFAULT_SPLIT_POLICY
     if official:
-        for s in samples:
-            assigned[s.split if s.split in SPLITS else "train"].append(s)
+        split_of_row = np.fromiter((SPLITS_PRIORITY.index(s.split if s.split in SPLITS else "train")
+                                    for s in samples), np.int64, n)
         speaker_disjoint = True
         sentence_disjoint = True
     else:
-        speaker_disjoint = policy in ("speaker+sentence", "speaker") and len(by_speaker) >= 3
+        speaker_disjoint = policy in ("speaker+sentence", "speaker") and len(speaker.names) >= 3
         sentence_disjoint = policy in ("speaker+sentence", "sentence")
-        units: dict[str, list[Sample]]
         if speaker_disjoint:
-            units = by_speaker
+            units = speaker
         else:
             if policy == "speaker+sentence":
-                info["note"] = (f"only {len(by_speaker)} speaker(s): splits are sentence-disjoint but "
-                                f"cannot be speaker-disjoint")
+                info["note"] = (f"only {len(speaker.names)} speaker(s): splits are sentence-disjoint "
+                                f"but cannot be speaker-disjoint")
             elif policy == "speaker":
-                info["note"] = (f"only {len(by_speaker)} speaker(s): splits cannot be "
+                info["note"] = (f"only {len(speaker.names)} speaker(s): splits cannot be "
                                 f"speaker-disjoint (rows dealt one by one)")
-            units = defaultdict(list)
-            for s in samples:
-                units[s.transcript if sentence_disjoint else s.key].append(s)
+            units = sentence if sentence_disjoint else _Ids([s.key for s in samples], np.arange(n))
             info["method"] = "sentence" if sentence_disjoint else "row"
-        total = len(samples)
-        counts = dict.fromkeys(SPLITS, 0)
-        for name in sorted(units, key=lambda n: _rank(seed, n)):
-            group = units[name]
-            target = min(SPLITS_PRIORITY, key=lambda sp: (counts[sp] / (SPLIT_FRACTIONS[sp] * total),
-                                                          SPLITS_PRIORITY.index(sp)))
-            assigned[target].extend(group)
-            counts[target] += len(group)
+        size = np.bincount(units.of_row, minlength=len(units.names)).tolist()
+        split_of_unit = np.zeros(len(units.names), np.int64)
+        counts = [0] * len(SPLITS_PRIORITY)
+        share = [SPLIT_FRACTIONS[sp] * n for sp in SPLITS_PRIORITY]
+        for u in sorted(range(len(units.names)), key=lambda u: _rank(seed, units.names[u])):
+            # to the split furthest below its share (ties: test, dev, train)
+            target = min(range(len(counts)), key=lambda k: (counts[k] / share[k], k))
+            split_of_unit[u] = target
+            counts[target] += size[u]
+        split_of_row = split_of_unit[units.of_row]
+    # overlaps removed with priority test > dev > train; `clash`: dropped for its sentence
+    kept = np.zeros(n, bool)
+    clash = np.zeros(n, bool)
+    sentence_seen = np.zeros(len(sentence.names), bool)
+    speaker_seen = np.zeros(len(speaker.names), bool)
+    for k in range(len(SPLITS_PRIORITY)):
+        here = split_of_row == k
+        if remove_overlap:
+            clash |= here & sentence_seen[sentence.of_row]
+            here &= ~sentence_seen[sentence.of_row]
+            if speaker_disjoint:
+                here &= ~speaker_seen[speaker.of_row]
+        kept |= here
+        sentence_seen[sentence.of_row[here]] = True
+        speaker_seen[speaker.of_row[here]] = True
+    label = np.where(kept, split_of_row, -1).tolist()
+    clash_of = clash.tolist()
+    buckets: list[list[Sample]] = [[] for _ in SPLITS_PRIORITY]
     overlap: list[Rejection] = []
-    seen_sent: set[str] = set()
-    seen_spk: set[str] = set()
-    for sp in SPLITS_PRIORITY if remove_overlap else ():
-        kept = []
-        for s in assigned[sp]:
-            if s.transcript in seen_sent or (speaker_disjoint and s.speaker in seen_spk):
-                what = "sentence" if s.transcript in seen_sent else "speaker"
-                overlap.append(rejection_from_sample(s, SPLIT_OVERLAP,
-                                                     f"{what} already in a higher-priority split"))
-            else:
-                kept.append(s)
-        assigned[sp] = kept
-        seen_sent.update(s.transcript for s in kept)
-        seen_spk.update(s.speaker for s in kept)
-    for sp in SPLITS:
-        assigned[sp].sort(key=lambda s: s.key)
-    overlap.sort(key=lambda r: r.key)
+    keys = [s.key for s in samples]
+    for i in sorted(range(n), key=keys.__getitem__):
+        if label[i] >= 0:
+            buckets[label[i]].append(samples[i])
+        else:
+            what = "sentence" if clash_of[i] else "speaker"
+            overlap.append(rejection_from_sample(samples[i], SPLIT_OVERLAP,
+                                                 f"{what} already in a higher-priority split"))
+    assigned = dict(zip(SPLITS_PRIORITY, buckets, strict=True))
     info["speaker_disjoint"] = speaker_disjoint
     info["sentence_disjoint"] = sentence_disjoint
-    return assigned, overlap, info
+    return {sp: assigned[sp] for sp in SPLITS}, overlap, info
+
+
+@dataclass(frozen=True)
+class _Ids:
+    """Distinct values in first-seen order (`names`) and each row's index into them (`of_row`)."""
+
+    names: list[str]
+    of_row: Any  # np.ndarray[int64]
+
+
+def _ids(values: Iterable[str]) -> _Ids:
+    index: dict[str, int] = {}
+    of_row = np.fromiter((index.setdefault(v, len(index)) for v in values), np.int64)
+    return _Ids(list(index), of_row)
 
 
 def choose_splits(samples: list[Sample], official: bool, seed: int, policy: str,
@@ -630,18 +657,20 @@ def folded_summary(samples: Iterable[Sample], alphabet: frozenset[str]) -> dict[
 
 def _limit_per_sentence(samples: list[Sample], n: int, seed: int
                         ) -> tuple[list[Sample], list[Rejection]]:
-    by_sentence: dict[str, list[Sample]] = defaultdict(list)
-    for s in samples:
-        by_sentence[s.transcript].append(s)
-    keep: set[str] = set()
+    """At most `n` clips per sentence, chosen by hashing the seed and the clip's key."""
+    sentence = _ids(s.transcript for s in samples)
+    crowded = np.bincount(sentence.of_row, minlength=len(sentence.names)) > n
+    groups: dict[int, list[int]] = defaultdict(list)  # only sentences with more than n clips
+    for i in np.flatnonzero(crowded[sentence.of_row]).tolist():
+        groups[int(sentence.of_row[i])].append(i)
+    drop = np.zeros(len(samples), bool)
     out: list[Rejection] = []
-    for group in by_sentence.values():
-        ranked = sorted(group, key=lambda s: _rank(seed, s.key))
-        keep.update(s.key for s in ranked[:n])
-        for s in ranked[n:]:
+    for _, group in sorted(groups.items()):  # sentences in first-seen order
+        for i in sorted(group, key=lambda i: _rank(seed, samples[i].key))[n:]:
+            drop[i] = True
             out.append(rejection_from_sample(
-                s, SENTENCE_LIMIT, f"more than DUPLICATE_SENTENCE_COUNT={n} clips of this sentence"))
-    return [s for s in samples if s.key in keep], out
+                samples[i], SENTENCE_LIMIT, f"more than DUPLICATE_SENTENCE_COUNT={n} clips of this sentence"))
+    return [s for s, d in zip(samples, drop.tolist(), strict=True) if not d], out
 
 
 __all__ = ["ImportReport", "RowSettings", "assign_splits", "choose_splits", "ctc_feasible",
