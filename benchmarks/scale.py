@@ -59,6 +59,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.fsutil import write_text
+
 STAGES = ("import_plan", "dedup", "splits", "csv", "alphabet", "lm", "train_input", "dev_loss",
           "test_decode", "lm_optimize", "package")
 CV_COLUMNS = ("client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes",
@@ -528,8 +530,11 @@ def growth(per_row: dict[int, float]) -> float:
     return per_row[hi] / per_row[lo] if per_row[lo] > 0 else float("inf")
 
 
-def run(sizes: list[int], stages: list[str], work: Path, json_out: Path | None = None
-        ) -> dict[str, Any]:
+def run(sizes: list[int], stages: list[str], work: Path, json_out: Path | None = None,
+        resume: bool = False) -> dict[str, Any]:
+    """Measure `stages` at `sizes`. With `resume`, the figures already in `json_out` are kept and
+    not measured again (a 700 k-row run takes hours: it can be stopped and continued, or done in
+    parts); `json_out` is rewritten after every measurement."""
     out: dict[str, Any] = {"stages": {s: {"growth": None, "sizes": {}} for s in stages},
                            "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
                            # CPU seconds of the stage's process and its finished children (lmplz,
@@ -537,6 +542,14 @@ def run(sizes: list[int], stages: list[str], work: Path, json_out: Path | None =
                            "cpu_seconds": {}, "cpu_growth": {},
                            # train_input: plan + dataset + first batch, the serial part of an epoch
                            "extra": {}}
+    if resume and json_out and json_out.is_file():
+        before = json.loads(json_out.read_text(encoding="utf-8"))
+        for key in ("cpu_seconds", "extra"):
+            out[key].update(before.get(key, {}))
+        for stage, d in before.get("stages", {}).items():
+            out["stages"].setdefault(stage, {"growth": None, "sizes": {}})["sizes"].update(d["sizes"])
+        print(f"resuming {json_out}: " + ", ".join(
+            f"{st} {','.join(d['sizes'])}" for st, d in out["stages"].items() if d["sizes"]), flush=True)
     for n in sizes:
         root = work / f"n{n}"
         if not (root / "BUILT").is_file():
@@ -547,6 +560,9 @@ def run(sizes: list[int], stages: list[str], work: Path, json_out: Path | None =
         for stage in STAGES:
             if stage not in stages and (not _needed(stage, stages) or _made(stage, root)):
                 continue
+            if str(n) in out["stages"].get(stage, {}).get("sizes", {}) and (
+                    stage in stages or _made(stage, root)):
+                continue  # measured in an earlier run (--resume)
             res = measure(stage, root)
             if stage in stages:
                 sec = round(res["seconds"], 5)  # sub-millisecond: the small sizes of fast stages
@@ -559,18 +575,27 @@ def run(sizes: list[int], stages: list[str], work: Path, json_out: Path | None =
                 print(f"  {n:>8} {stage:<12} {res['seconds']:9.2f}s  "
                       f"{1000 * res['seconds'] / n:8.4f}s/1k  {res['peak_rss_mb']:8.0f} MB  "
                       f"(cpu {res['cpu_seconds']:.2f}s, load {os.getloadavg()[0]:.1f})", flush=True)
-    for stage in stages:
+                if json_out:
+                    _finish(out, json_out)
+    _finish(out, json_out)
+    all_sizes = sorted({int(k) for d in out["stages"].values() for k in d["sizes"]})
+    print(table(out, all_sizes))
+    print("cpu growth: " + ", ".join(f"{k} {v}" for k, v in out["cpu_growth"].items()))
+    return out
+
+
+def _finish(out: dict[str, Any], json_out: Path | None) -> None:
+    """Growth ratios over the sizes measured so far; the JSON written atomically."""
+    for stage in out["stages"]:
         sz = out["stages"][stage]["sizes"]
         # from the rounded figures written, so the JSON is self-consistent
-        out["stages"][stage]["growth"] = round(growth({int(k): v["seconds"] / int(k) for k, v in sz.items()}), 3)
+        out["stages"][stage]["growth"] = round(growth({int(k): v["seconds"] / int(k) for k, v in sz.items()}), 3) \
+            if sz else None
         cpu = out["cpu_seconds"].get(stage, {})
         out["cpu_growth"][stage] = round(growth({int(k): v / int(k) for k, v in cpu.items()}), 3) if cpu else None
     out["machine"]["loadavg_end"] = os.getloadavg()
-    print(table(out, sizes))
-    print("cpu growth: " + ", ".join(f"{k} {v}" for k, v in out["cpu_growth"].items()))
     if json_out:
-        json_out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    return out
+        write_text(json_out, json.dumps(out, indent=1) + "\n")
 
 
 # outputs a stage reads, made by earlier stages (run, unreported, when those are not selected)
@@ -600,7 +625,7 @@ def table(out: dict[str, Any], sizes: list[int]) -> str:
             c = d["sizes"].get(str(n))
             cells += f"{c['seconds']:>16.2f}{c['seconds_per_1k_rows']:>9.4f}{c['peak_rss_mb']:>7.0f}" \
                 if c else " " * 32
-        lines.append(f"{stage:<12}{cells}{d['growth']:>8.2f}")
+        lines.append(f"{stage:<12}{cells}{d['growth'] if d['growth'] is not None else float('nan'):>8.2f}")
     return "\n".join(lines)
 
 
@@ -610,6 +635,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stages", default=",".join(STAGES), help=f"subset of {','.join(STAGES)}")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--work", type=Path, help="where the corpora are built (kept; default: a temp dir)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the figures already in --json and measure only the missing ones")
     a = ap.parse_args(argv)
     try:
         sizes = sorted(int(s) for s in a.sizes.split(",") if s.strip())
@@ -620,12 +647,14 @@ def main(argv: list[str] | None = None) -> int:
     if bad or not sizes or min(sizes) < 100:
         ap.error(f"--stages: unknown {', '.join(bad)} (known: {', '.join(STAGES)})" if bad else
                  "--sizes: at least one size, each >= 100 rows")
+    if a.resume and not a.json:
+        ap.error("--resume needs --json (the file with the figures to keep)")
     if a.work:
         a.work.mkdir(parents=True, exist_ok=True)
-        run(sizes, stages, a.work, a.json)
+        run(sizes, stages, a.work, a.json, a.resume)
     else:
         with tempfile.TemporaryDirectory(prefix="ds-scale-") as tmp:
-            run(sizes, stages, Path(tmp), a.json)
+            run(sizes, stages, Path(tmp), a.json, a.resume)
     return 0
 
 

@@ -44,3 +44,25 @@ def test_scale_benchmark_json_shape(tmp_path: Path) -> None:
     csvs = list((tmp_path / "w" / "n400" / "extracted" / "common_voice").glob("common_voice_*.csv"))
     assert {"train", "dev", "test"} <= {p.stem.rsplit("_", 1)[1] for p in csvs}
     assert set(data["cpu_growth"]) == set(STAGES)
+
+
+def test_scale_benchmark_resume_keeps_earlier_figures(tmp_path: Path) -> None:
+    """A long run done in parts: --resume keeps what the JSON holds and measures only the rest."""
+    out, work = tmp_path / "scale.json", tmp_path / "w"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "scale.py"), "--json", str(out), "--work", str(work)]
+    first = subprocess.run(cmd + ["--sizes", "200", "--stages", "dedup,alphabet"],
+                           capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = json.loads(out.read_text(encoding="utf-8"))
+    again = subprocess.run(cmd + ["--sizes", "200,400", "--stages", "dedup,alphabet,splits", "--resume"],
+                           capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = json.loads(out.read_text(encoding="utf-8"))
+    for stage in ("dedup", "alphabet"):  # the 200-row figures are the first run's, not re-measured
+        assert after["stages"][stage]["sizes"]["200"] == before["stages"][stage]["sizes"]["200"]
+        assert set(after["stages"][stage]["sizes"]) == {"200", "400"}
+    assert set(after["stages"]["splits"]["sizes"]) == {"200", "400"}
+    measured = [ln.split()[:2] for ln in again.stdout.splitlines() if ln.strip().endswith(")")]
+    assert ["200", "dedup"] not in measured and ["400", "dedup"] in measured and ["200", "splits"] in measured
+    no_json = subprocess.run(cmd[:2] + ["--resume"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert no_json.returncode == 2 and "--resume needs --json" in no_json.stderr
