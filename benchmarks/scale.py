@@ -314,6 +314,16 @@ def _samples(cfg: Any, paths: Any, split: str) -> Any:
     return load_samples([paths.corpus_csv(KEY, split)], Alphabet.from_file(paths.alphabet), split)
 
 
+def _batch_spec() -> tuple[Any, ...]:
+    """A batch of `make_dataset` (features, frame counts, labels, label counts), any size."""
+    import tensorflow as tf
+
+    from pipeline.model.geometry import N_INPUT
+
+    return (tf.TensorSpec([None, None, N_INPUT], tf.float32), tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32))
+
+
 def _stage_train_input(cfg: Any, paths: Any, ctx: Any) -> float:
     import tensorflow as tf
 
@@ -331,13 +341,16 @@ def _stage_train_input(cfg: Any, paths: Any, ctx: Any) -> float:
     EXTRA.update(epoch_overhead_seconds=round(epoch_overhead, 3),
                  once_per_run_seconds=round(t_epoch - t, 3), train_samples=len(samples))
 
-    @tf.function
-    def step(feats: Any, flen: Any, labels: Any, llen: Any) -> Any:  # stand-in for the model step
+    # traced once, like the Trainer's step (a plain tf.function would be traced again for each new
+    # padded batch shape, a cost that grows with the number of distinct shapes, not the model's)
+    @tf.function(input_signature=[_batch_spec()])
+    def step(batch: Any) -> Any:  # stand-in for the model step
+        feats, flen, labels, llen = batch
         return tf.reduce_sum(feats) + tf.cast(tf.reduce_sum(llen) + tf.reduce_sum(flen), tf.float32)
 
     n = 0
     for batch in ds:
-        step(*batch)
+        step(batch)
         n += int(batch[0].shape[0])
     assert n == len(samples), (n, len(samples))
     return time.perf_counter() - t
@@ -355,10 +368,8 @@ def _stage_dev_loss(cfg: Any, paths: Any, ctx: Any) -> float:
     # the stand-in model: one projection of the features to the classes (the network's own cost
     # per frame is a constant of the model, measured by benchmarks/train_speed.py)
     proj = tf.constant(tf.random.stateless_normal([N_INPUT, alphabet.num_classes], [1, 2]))
-    spec = (tf.TensorSpec([None, None, N_INPUT], tf.float32), tf.TensorSpec([None], tf.int32),
-            tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32))
 
-    @tf.function(input_signature=[spec])
+    @tf.function(input_signature=[_batch_spec()])
     def eval_step(batch: Any) -> Any:  # Trainer.eval_step with the stand-in model
         feats, flen, labels, llen = batch
         logits = tf.transpose(tf.einsum("btf,fc->btc", feats, proj), [1, 0, 2])  # time-major
