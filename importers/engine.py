@@ -227,6 +227,7 @@ def assign_splits(samples: list[Sample], official: bool, seed: int,
     # the rest is array work. (Walking the Sample objects again per step made the per-row cost
     # grow with the corpus once the rows no longer fit in the CPU cache: issue #14.)
     n = len(samples)
+    keys = [s.key for s in samples]
     speaker = _ids(s.speaker for s in samples)
     sentence = _ids(s.transcript for s in samples)
     remove_overlap = official or policy == DEFAULT_SPLIT_POLICY
@@ -247,7 +248,7 @@ def assign_splits(samples: list[Sample], official: bool, seed: int,
             elif policy == "speaker":
                 info["note"] = (f"only {len(speaker.names)} speaker(s): splits cannot be "
                                 f"speaker-disjoint (rows dealt one by one)")
-            units = sentence if sentence_disjoint else _Ids([s.key for s in samples], np.arange(n))
+            units = sentence if sentence_disjoint else _Ids(keys, np.arange(n))
             info["method"] = "sentence" if sentence_disjoint else "row"
         size = np.bincount(units.of_row, minlength=len(units.names)).tolist()
         split_of_unit = np.zeros(len(units.names), np.int64)
@@ -278,7 +279,6 @@ def assign_splits(samples: list[Sample], official: bool, seed: int,
     clash_of = clash.tolist()
     buckets: list[list[Sample]] = [[] for _ in SPLITS_PRIORITY]
     overlap: list[Rejection] = []
-    keys = [s.key for s in samples]
     for i in sorted(range(n), key=keys.__getitem__):
         if label[i] >= 0:
             buckets[label[i]].append(samples[i])
@@ -286,10 +286,9 @@ def assign_splits(samples: list[Sample], official: bool, seed: int,
             what = "sentence" if clash_of[i] else "speaker"
             overlap.append(rejection_from_sample(samples[i], SPLIT_OVERLAP,
                                                  f"{what} already in a higher-priority split"))
-    assigned = dict(zip(SPLITS_PRIORITY, buckets, strict=True))
     info["speaker_disjoint"] = speaker_disjoint
     info["sentence_disjoint"] = sentence_disjoint
-    return {sp: assigned[sp] for sp in SPLITS}, overlap, info
+    return {sp: buckets[SPLITS_PRIORITY.index(sp)] for sp in SPLITS}, overlap, info
 
 
 @dataclass(frozen=True)
