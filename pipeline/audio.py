@@ -19,7 +19,7 @@ import soundfile as sf
 import soxr
 
 from pipeline import mp3
-from pipeline.fsutil import tmp_name_for
+from pipeline.fsutil import create_tmp_for
 
 TARGET_RATE = 16000
 
@@ -258,14 +258,17 @@ def wav_header(frames: int, rate: int = TARGET_RATE) -> bytes:
 def write_wav(path: str | os.PathLike[str], pcm16: np.ndarray, rate: int = TARGET_RATE) -> None:
     """Write a 16 kHz (or `rate`) mono PCM16 wav atomically (temp name + rename), so an existing wav is complete."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_name_for(path)
     try:
-        # Header and samples in one write, no fsync: libsndfile's close() fsyncs every file
+        fd, tmp = create_tmp_for(path)
+    except FileNotFoundError:  # the first wav of its folder
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = create_tmp_for(path)
+    try:
+        # Header and samples in one file object, no fsync: libsndfile's close() fsyncs every file
         # (~4 ms per clip) and `wave` seeks back to patch sizes. A wav cut by a crash is caught by
         # `is_target_wav` (its size disagrees with its header) and converted again.
         pcm = np.ascontiguousarray(pcm16, dtype="<i2")
-        with open(tmp, "wb") as fh:
+        with open(fd, "wb") as fh:
             fh.write(wav_header(pcm.size, rate))
             fh.write(pcm.data)
         os.replace(tmp, path)

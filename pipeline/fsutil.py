@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import json
 import os
 import shutil
@@ -50,15 +51,29 @@ def _umask() -> int:
     return mask
 
 
+_TMP_SERIAL = itertools.count()
+
+
+def create_tmp_for(path: Path) -> tuple[int, Path]:
+    """Create a new hidden temp file beside `path` (same file system, so rename is atomic); return
+    its descriptor, open for writing, and its path. Permissions are what a plain `open()` gives
+    (0666 less the umask). The name holds the process id and a serial, so one exclusive create
+    makes it: `mkstemp`'s random names, chmod and reopen cost ~0.2 ms more a file, 5 % of an
+    import's per-clip conversion. Raises FileNotFoundError when the directory does not exist."""
+    for _ in range(1000):
+        tmp = path.parent / f".{path.name}{TMP_MARK}{os.getpid()}-{next(_TMP_SERIAL)}"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
+        except FileExistsError:  # left by a killed process that had the same id
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temp name beside it", str(path))
+
+
 def tmp_name_for(path: Path) -> Path:
-    """A unique hidden temp path beside `path` (same file system, so rename is atomic), with the
-    permissions a plain `open()` would give (mkstemp's 0600 would hide results from other users)."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-    finally:
-        os.close(fd)
-    return Path(name)
+    """A unique hidden temp path beside `path`, created empty (see `create_tmp_for`)."""
+    fd, tmp = create_tmp_for(path)
+    os.close(fd)
+    return tmp
 
 
 def _fsync_dir(directory: Path) -> None:
