@@ -43,7 +43,7 @@ from pipeline.sample_corpus import (  # noqa: E402
     render_clip,
 )
 from pipeline.text.normalize import normalize  # noqa: E402
-from pipeline.transcribe import Transcriber  # noqa: E402
+from pipeline.transcribe import Transcriber, trained_on_normalized_levels  # noqa: E402
 
 
 def outside_sentences(lang: str, cv_dir: Path, count: int) -> list[str]:
@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     assert not set(test_voices) & set(train_voices)
     rng = np.random.default_rng([args.seed, 16])
     model = load_model(model_path, threads=2)
-    greedy = Transcriber(model, greedy=True)
-    scored = Transcriber(model, scorer=paths.scorer) if paths.scorer.is_file() else None
+    level = trained_on_normalized_levels(model_path)  # as `transcribe` does (AUDIO_NORMALIZE)
+    greedy = Transcriber(model, greedy=True, normalize=level)
+    scored = Transcriber(model, scorer=paths.scorer, normalize=level) if paths.scorer.is_file() else None
     refs, hyp_g, hyp_s = [], [], []
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:

@@ -76,6 +76,7 @@ class RowSettings:
     min_duration: float
     max_duration: float
     sample_rate: int = audio.TARGET_RATE  # AUDIO_SAMPLE_RATE of the converted wavs
+    normalize: bool = False               # AUDIO_NORMALIZE
 
 
 def ctc_feasible(label: str, duration_s: float) -> bool:
@@ -132,7 +133,7 @@ def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
                                   f"{duration:.2f}s ({int(duration * 1000 // CTC_FRAME_MS)} frames)",
                                   normalized, duration)
     if existing is None:
-        pcm = audio.to_16k_pcm16(samples, rate, settings.sample_rate)
+        pcm = audio.to_16k_pcm16(samples, rate, settings.sample_rate, settings.normalize)
         audio.write_wav(out, pcm, settings.sample_rate)
         size = audio.WAV_HEADER_BYTES + 2 * pcm.size  # what write_wav just wrote
     else:
@@ -496,7 +497,9 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
     start = time.monotonic()
     corpus_dir = paths.corpus_dir(key)
     corpus_dir.mkdir(parents=True, exist_ok=True)
-    prepare_wavs_dir(corpus_dir, identity)
+    # wavs converted at another level are not reused (no key when off: older data dirs' wavs are raw)
+    prepare_wavs_dir(corpus_dir, {**identity, "level_dbfs": audio.SPEECH_LEVEL_DBFS}
+                     if cfg.data.audio_normalize else identity)
     report = ImportReport(corpus=key, language=ctx.pack.code, source=source_name,
                           notes=list(rl.notes))
     seed = cfg.general.random_seed
@@ -512,7 +515,7 @@ def import_rows(key: str, rl: RowList, ctx: ImportContext, source_name: str,
         rules = dataclasses.replace(rules, bytes_output_mode=True)
     settings = RowSettings(corpus_dir=corpus_dir, rules=rules,
                            min_duration=cfg.data.min_duration, max_duration=cfg.data.max_duration,
-                           sample_rate=cfg.data.audio_sample_rate)
+                           sample_rate=cfg.data.audio_sample_rate, normalize=cfg.data.audio_normalize)
     results = _convert_once(key, unique_rows, settings, _workers(cfg.general.workers))
     samples = _dedupe_audio(results, rl.fixed_splits, rejections)
     if rl.max_clips_per_sentence > 0:

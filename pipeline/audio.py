@@ -233,13 +233,46 @@ def _read_sndfile(src: str | BinaryIO, max_seconds: float | None
     return data, rate, channels, declared, limit
 
 
-def to_16k_pcm16(samples: np.ndarray, rate: int, target_rate: int = TARGET_RATE) -> np.ndarray:
+# AUDIO_NORMALIZE: every clip's speech brought to one level at import (docs/real-speech.md).
+SPEECH_LEVEL_DBFS = -22.0     # the level of a typical close-talking recording (FSDD's loud speakers)
+LEVEL_FRAME_S = 0.02          # frames whose RMS is measured
+LEVEL_ACTIVE_DB = 30.0        # frames within this of the loudest one are speech
+LEVEL_MAX_GAIN_DB = 30.0      # a near-silent clip is not lifted into noise
+
+
+def speech_level_db(samples: np.ndarray, rate: int) -> float | None:
+    """The RMS level in dBFS of a clip's speech: its 20 ms frames within 30 dB of the loudest one
+    (pauses and silence do not count, so a clip's level does not depend on how much of it is
+    pause). None for digital silence."""
+    n = max(1, int(rate * LEVEL_FRAME_S))
+    frames = samples[: samples.size // n * n].reshape(-1, n) if samples.size >= n else samples[None, :]
+    power = np.einsum("ij,ij->i", frames, frames) / np.float32(frames.shape[1])
+    top = float(power.max()) if power.size else 0.0
+    if top <= 1e-20:
+        return None
+    active = power[power >= top * 10 ** (-LEVEL_ACTIVE_DB / 10)]
+    return float(10 * np.log10(active.mean(dtype=np.float64)))
+
+
+def level_gain(samples: np.ndarray, rate: int, target_db: float = SPEECH_LEVEL_DBFS) -> float:
+    """The linear gain that brings the clip's speech level to `target_db` (at most +30 dB)."""
+    level = speech_level_db(samples, rate)
+    if level is None:
+        return 1.0
+    return float(10 ** (min(target_db - level, LEVEL_MAX_GAIN_DB) / 20))
+
+
+def to_16k_pcm16(samples: np.ndarray, rate: int, target_rate: int = TARGET_RATE,
+                 normalize: bool = False) -> np.ndarray:
     """Resample float mono samples to 16 kHz (or `target_rate`, AUDIO_SAMPLE_RATE) and quantize to
-    int16 with clipping. soxr 'HQ' is SoX's default `rate -h` (20-bit precision, 95 % pass band)."""
+    int16 with clipping. soxr 'HQ' is SoX's default `rate -h` (20-bit precision, 95 % pass band).
+    `normalize` (AUDIO_NORMALIZE) first brings the speech level to SPEECH_LEVEL_DBFS, before the
+    quantization, so every clip has the same 16-bit floor below its speech."""
     if rate != target_rate:
         samples = soxr.resample(samples, rate, target_rate, quality="HQ")
+    scale = 32767.0 * (level_gain(samples, target_rate) if normalize else 1.0)
     # In float32 and in place: one temporary instead of three float64 ones.
-    y = np.multiply(samples, np.float32(32767.0), dtype=np.float32)
+    y = np.multiply(samples, np.float32(scale), dtype=np.float32)
     np.clip(y, -32767.0, 32767.0, out=y)
     np.rint(y, out=y)
     return y.astype(np.int16)

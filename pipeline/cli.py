@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-width", type=int, help="beam width (default: the model's metadata)")
     p.add_argument("--greedy", action="store_true", help="best-path decoding instead of beam search")
     p.add_argument("--threads", type=int, default=1, help="LiteRT threads for .tflite models")
+    p.add_argument("--level", choices=("auto", "normalize", "raw"), default="auto",
+                   help="normalize: bring each segment's speech to the level AUDIO_NORMALIZE=1 "
+                        "gives at import; raw: feed the audio as it is; auto (default): normalize "
+                        "when the config.env beside the model says AUDIO_NORMALIZE=1")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per file with timestamped segments")
     p.add_argument("files", nargs="+", metavar="FILE", help="wav/mp3/ogg/flac files")
@@ -216,11 +220,13 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     import json
 
     from pipeline.export.runtime import load_model
-    from pipeline.transcribe import Transcriber
+    from pipeline.transcribe import Transcriber, trained_on_normalized_levels
 
     tr = Transcriber(load_model(args.model, threads=args.threads),
                      scorer=Path(args.scorer) if args.scorer else None, beam_width=args.beam_width,
-                     greedy=args.greedy, model_name=args.model)
+                     greedy=args.greedy, model_name=args.model,
+                     normalize=args.level == "normalize" or
+                     (args.level == "auto" and trained_on_normalized_levels(args.model)))
     for f in args.files:
         res = tr.transcribe_file(f)
         if args.json:

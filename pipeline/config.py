@@ -137,6 +137,11 @@ class DataConfig:
                                  "8000 for telephone audio; import converts to it, features, the "
                                  "exported metadata and transcribe follow it", min=8000, max=48000,
                                  check=_check_rate)
+    audio_normalize: bool = var(False, "AUDIO_NORMALIZE",
+                                "import brings every clip's speech to one level (-22 dBFS RMS of its "
+                                "speech frames) before the 16-bit quantization, for corpora of few "
+                                "speakers recorded at different levels; transcribe then does the same "
+                                "to each segment. The model expects that level (docs/real-speech.md)")
     split_policy: str = var(SPLIT_POLICIES[0], "SPLIT_POLICY",
                             "what dev/test must not share with train: speaker+sentence (falls back "
                             "to speaker, sentence, none when it would keep less than MIN_KEPT_RATIO "

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.audio import level_gain
 from pipeline.config import LmConfig
 from pipeline.errors import MissingInputError, UsageError
 from pipeline.export.runtime import ExportedModel, stream_probs
@@ -49,6 +50,22 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return np.asarray(mono, np.float32)
 
 
+def trained_on_normalized_levels(model_path: str | Path) -> bool:
+    """AUDIO_NORMALIZE of the run that made the model, from the `config.env` beside it (a data
+    dir's models/ folder, an unpacked release); False without one (a DeepSpeech model)."""
+    from pipeline.config import SPEC_BY_ENV, parse_value, read_env_file
+
+    env = Path(model_path).parent / "config.env"
+    if not env.is_file():
+        return False
+    layer, _ = read_env_file(env, environ={})
+    raw = layer.values.get("AUDIO_NORMALIZE")
+    try:
+        return bool(raw and parse_value(SPEC_BY_ENV["AUDIO_NORMALIZE"], raw[0]))
+    except ValueError:
+        return False
+
+
 @dataclass
 class Transcriber:
     """Transcribes files with one model and an optional scorer.
@@ -65,6 +82,7 @@ class Transcriber:
     alpha: float | None = None
     beta: float | None = None
     vad_min_s: float = 20.0     # files longer than this are split with webrtcvad
+    normalize: bool = False     # each segment's speech to the import's level (AUDIO_NORMALIZE)
     model_name: str = "the model"  # for error messages (the --model file)
     _decoder: Any = field(default=None, init=False, repr=False)
 
@@ -103,7 +121,10 @@ class Transcriber:
             segs = [Segment(0, len(samples))]
         out: list[dict[str, Any]] = []
         for s in segs:
-            text = self.decode(stream_probs(self.model, samples[s.start:s.end]))
+            seg = samples[s.start:s.end]
+            if self.normalize:
+                seg = np.clip(seg * np.float32(level_gain(seg, rate)), -1.0, 1.0)
+            text = self.decode(stream_probs(self.model, seg))
             out.append({"start": round(s.start / rate, 3), "end": round(s.end / rate, 3),
                         "text": text})
         transcript = " ".join(str(seg["text"]) for seg in out if seg["text"])

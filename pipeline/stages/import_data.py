@@ -142,7 +142,7 @@ STAGE = Stage(
     config_keys=("MODEL_LANGUAGE", "CORPORA", "SPLIT_POLICY", "ENGLISH_COMPATIBLE", "DUPLICATE_SENTENCE_COUNT",
                  "CV_ARCHIVE", "CV_CHECKSUM", "MIN_DURATION", "MAX_DURATION", "MIN_KEPT_RATIO",
                  "RANDOM_SEED", "FAST_TRAIN", "CSV_LIST", "STRICT_ALPHABET", "TRAIN_FILES", "DEV_FILES",
-                 "TEST_FILES", "AUDIO_SAMPLE_RATE", "BYTES_OUTPUT_MODE"),
+                 "TEST_FILES", "AUDIO_SAMPLE_RATE", "AUDIO_NORMALIZE", "BYTES_OUTPUT_MODE"),
     produces=produces,
     extra_fingerprint=combine_extras(sources=sources_identity,
                                      pack=pack_parts("alphabet", "normalizer", "corpora")),
