@@ -127,3 +127,33 @@ def test_cli_errors_name_the_problem(tmp_path) -> None:
     (tmp_path / "m.onnx").write_bytes(b"x")
     proc = _cli("--model", str(tmp_path / "m.onnx"), "x.wav")
     assert proc.returncode == 2 and ".tflite, .pb or .pbmm" in proc.stderr
+
+
+def test_level_normalization_undoes_a_quiet_recording(tiny_model, tiny_export, tmp_path) -> None:
+    """`--level normalize` (AUDIO_NORMALIZE models): a clip recorded 25 dB quieter is fed at the
+    level of the original, so it reads like the original; the CLI's `auto` finds the setting in the
+    config.env beside the model."""
+    import shutil
+
+    import soundfile as sf
+
+    from pipeline import audio
+
+    x, rate = sf.read(str(tiny_model.clips[3]), dtype="float32")
+    quiet = tmp_path / "quiet.wav"
+    sf.write(str(quiet), x * 10 ** (-25 / 20), rate, subtype="PCM_16")
+    tr = Transcriber(load_model(tiny_export / "output_graph.tflite"), greedy=True, normalize=True)
+    level = audio.speech_level_db(np.clip(x * np.float32(audio.level_gain(x, rate)), -1, 1), rate)
+    assert level is not None and abs(level - audio.SPEECH_LEVEL_DBFS) < 0.1
+    normalized = tr.transcribe_file(tiny_model.clips[3])["transcript"]
+    assert _cer(normalized, tr.transcribe_file(quiet)["transcript"]) <= 0.05
+    raw = Transcriber(tr.model, greedy=True).transcribe_file(quiet)["transcript"]
+    print("raw level:", raw, "| normalized:", normalized)
+    assert _cer(normalized, raw) > 0.05  # the tiny model does not read the quiet clip as it is
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    shutil.copy(tiny_export / "output_graph.tflite", model_dir)
+    (model_dir / "config.env").write_text("AUDIO_NORMALIZE=1\n")
+    proc = _cli("--model", str(model_dir / "output_graph.tflite"), "--greedy", str(quiet))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == tr.transcribe_file(quiet)["transcript"]
