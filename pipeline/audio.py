@@ -244,6 +244,8 @@ def speech_level_db(samples: np.ndarray, rate: int) -> float | None:
     """The RMS level in dBFS of a clip's speech: its 20 ms frames within 30 dB of the loudest one
     (pauses and silence do not count, so a clip's level does not depend on how much of it is
     pause). None for digital silence."""
+    if samples.size == 0:
+        return None
     n = max(1, int(rate * LEVEL_FRAME_S))
     frames = samples[: samples.size // n * n].reshape(-1, n) if samples.size >= n else samples[None, :]
     power = np.einsum("ij,ij->i", frames, frames) / np.float32(frames.shape[1])

@@ -69,13 +69,6 @@ def create_tmp_for(path: Path) -> tuple[int, Path]:
     raise FileExistsError(errno.EEXIST, "no free temp name beside it", str(path))
 
 
-def tmp_name_for(path: Path) -> Path:
-    """A unique hidden temp path beside `path`, created empty (see `create_tmp_for`)."""
-    fd, tmp = create_tmp_for(path)
-    os.close(fd)
-    return tmp
-
-
 def _fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
@@ -94,10 +87,10 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w", encoding: str | 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_name_for(path)
+    fd, tmp = create_tmp_for(path)
     binary = "b" in mode
     try:
-        with open(tmp, mode, encoding=None if binary else encoding,
+        with open(fd, mode, encoding=None if binary else encoding,
                   newline=None if binary else newline) as fh:
             yield fh
             fh.flush()
