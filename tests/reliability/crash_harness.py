@@ -269,12 +269,15 @@ def well_formed(path: Path) -> str | None:
     return None
 
 
-def check_after_kill(data: Path, before: Path, baseline: Path) -> list[str]:
+def check_after_kill(data: Path, before: Path, baseline: Path, after: Path | None = None) -> list[str]:
     """Problems with what a killed run left under final names. A deterministic file must be either
-    what it was before the run (`before` snapshot) or what the uninterrupted run made (`baseline`):
-    a half-written file is neither. Volatile files must be well-formed."""
+    what it was before the run (`before` snapshot) or what the uninterrupted run made: as the killed
+    stage left it (`after` snapshot; a later stage may rewrite it in place, as lm_optimize does the
+    scorer) or at the end (`baseline`). A half-written file is none of these. Volatile files must be
+    well-formed."""
     problems = []
     before_files, base_files = files(before), files(baseline)
+    after_files = files(after) if after is not None else {}
     for rel, path in sorted(files(data).items()):
         if is_temp(rel):
             continue
@@ -285,7 +288,8 @@ def check_after_kill(data: Path, before: Path, baseline: Path) -> list[str]:
             if rel.startswith(".state/") and rel not in base_files:
                 problems.append(f"{rel}: a marker the baseline does not have")
             continue
-        candidates = [p for p in (before_files.get(rel), base_files.get(rel)) if p is not None]
+        candidates = [p for p in (before_files.get(rel), after_files.get(rel), base_files.get(rel))
+                      if p is not None]
         if any(fnmatch.fnmatch(rel, pat) for pat in EVOLVING):
             why = well_formed(path)
             if why:
@@ -297,7 +301,7 @@ def check_after_kill(data: Path, before: Path, baseline: Path) -> list[str]:
             continue
         data_bytes = path.read_bytes()
         if not any(data_bytes == c.read_bytes() for c in candidates):
-            problems.append(f"{rel}: differs from both the file before the run and the baseline's "
+            problems.append(f"{rel}: differs from the file before the run and from the uninterrupted run's "
                             f"({len(data_bytes)} bytes; partial or wrong)")
     problems += check_best_dev(data / "checkpoints" / "best_dev", baseline / "checkpoints" / "best_dev")
     return problems

@@ -128,7 +128,8 @@ def test_kill_and_rerun(crash_env: Env, kill: Kill) -> None:
     assert not killed.survivors, f"processes outlived the killed run: {killed.survivors}"
     at_kill = markers(env.work)
     assert kill.stage not in at_kill, f"the killed stage {kill.stage} has a done-marker"
-    problems = check_after_kill(env.work, env.snapshots[kill.start], env.baseline)
+    problems = check_after_kill(env.work, env.snapshots[kill.start], env.baseline,
+                                env.snapshots[kill.stage])
     assert not problems, _fail(f"after the kill at {kill.point}", problems, killed.log)
     ckpt = current_train_checkpoint(env.work)
     part = env.work / "sources" / "lm_text" / f"{LM_TEXT_NAME}.part"
