@@ -56,7 +56,8 @@ demo: venv kenlm
 	test -f $(DEMO_DIR)/sources/cv-corpus-sample-$(DEMO_LANG).tar.gz || \
 	  $(VENV)/bin/ds-pipeline sample-corpus --lang $(DEMO_LANG) --clips $(DEMO_CLIPS) \
 	    --out $(DEMO_DIR)/sources/cv-corpus-sample-$(DEMO_LANG).tar.gz
-	$(VENV)/bin/ds-pipeline run --data-dir $(DEMO_DIR) --lang $(DEMO_LANG) --env-file env_files/sample.env
+	$(VENV)/bin/ds-pipeline run --data-dir $(DEMO_DIR) --lang $(DEMO_LANG) --env-file env_files/sample.env \
+	  --env-file env_files/demo.env
 
 # Real speech, unseen speakers: the Free Spoken Digit Dataset (DIGITS=<its recordings/ folder>) as a
 # clip list with a speaker column, trained with sample.env; the split falls back to whole speakers

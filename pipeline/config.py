@@ -187,6 +187,18 @@ class TrainConfig:
                               min=1)
     plateau_reduction: float = var(0.1, "PLATEAU_REDUCTION", "LR factor applied on a plateau",
                                    min=0.0, max=1.0)
+    lr_decay: str = var("none", "LR_DECAY",
+                        "learning-rate schedule over the training budget (EPOCHS, or TRAIN_MAX_MINUTES "
+                        "when that ends first), set at each epoch's start: none = constant; cosine or "
+                        "linear = from LEARNING_RATE down to LR_DECAY_FLOOR times it",
+                        choices=("none", "cosine", "linear"))
+    lr_decay_floor: float = var(0.05, "LR_DECAY_FLOOR",
+                                "LR_DECAY: the last epochs' learning rate as a fraction of LEARNING_RATE",
+                                min=0.0, max=1.0)
+    sortagrad_epochs: int = var(0, "SORTAGRAD_EPOCHS",
+                                "train the first N epochs on batches in order of duration, shortest "
+                                "first (SortaGrad, Deep Speech 2), then shuffled; 0 = shuffled from the "
+                                "start", min=0)
     max_to_keep: int = var(5, "MAX_TO_KEEP", "training checkpoints kept", min=1, max=1000)
     checkpoint_secs: int = var(600, "CHECKPOINT_SECS",
                                "seconds between mid-epoch checkpoints (0 = off)", min=0)

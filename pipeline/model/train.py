@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 # recorded in train_done.json and shown in the training report.
 TRAINING_SETTINGS = ("MODEL_LANGUAGE", "BATCH_SIZE", "EPOCHS", "LEARNING_RATE", "N_HIDDEN", "DROPOUT",
                      "EARLY_STOP", "ES_STOP", "ES_MIN_DELTA", "REDUCE_LR_ON_PLATEAU", "PLATEAU_EPOCHS",
-                     "PLATEAU_REDUCTION", "AMP", "TRANSFER_LEARNING", "TRANSFER_CHECKPOINT",
+                     "PLATEAU_REDUCTION", "LR_DECAY", "LR_DECAY_FLOOR", "SORTAGRAD_EPOCHS", "AMP",
+                     "TRANSFER_LEARNING", "TRANSFER_CHECKPOINT",
                      "DROP_SOURCE_LAYERS", "AUGMENT", "RANDOM_SEED", "FAST_TRAIN", "MAX_BATCH_SECONDS",
                      "TRAIN_MAX_MINUTES", "TRANSFER_KEEP_SHARED_CHARS", "FEATURE_CACHE", "FEATURE_NORM",
                      "AUDIO_SAMPLE_RATE", "BYTES_OUTPUT_MODE")
@@ -144,7 +145,7 @@ def fresh_state(cfg: Config, alphabet: Alphabet) -> dict[str, Any]:
     return {
         "epoch": 0, "step_in_epoch": 0, "global_step": 0, "epoch_loss_sum": 0.0, "epoch_count": 0,
         "best_dev_loss": None, "best_epoch": None, "es_counter": 0, "plateau_reductions": 0,
-        "nonfinite_total": 0, "loss_scale_skips": 0, "elapsed_s": 0.0, "history": [],
+        "nonfinite_total": 0, "loss_scale_skips": 0, "elapsed_s": 0.0, "history": [], "lr_scale": 1.0,
         "n_hidden": cfg.train.n_hidden, "alphabet": list(alphabet.labels), "transfer_from": None,
         "stop_reason": None,
     }
@@ -355,7 +356,8 @@ class Trainer:
 
     # -----------------------------------------------------------------------------------------
     def _lr(self, state: dict[str, Any]) -> float:
-        return self.tc.learning_rate * self.tc.plateau_reduction ** state["plateau_reductions"]
+        return (self.tc.learning_rate * self.tc.plateau_reduction ** state["plateau_reductions"]
+                * state.get("lr_scale", 1.0))
 
     def _restore_or_init(self) -> dict[str, Any]:
         latest = self.manager.latest_checkpoint
@@ -378,9 +380,10 @@ class Trainer:
                 log.info("resumed %s: all %d epoch(s) already done", Path(latest).name, self.tc.epochs)
             else:
                 log.info("resumed from %s: epoch %d of %d, batch %d of that epoch, global step %d, best dev "
-                         "loss %s, early-stop counter %d, plateau reductions %d%s", Path(latest).name,
-                         state["epoch"] + 1, self.tc.epochs, state["step_in_epoch"], state["global_step"],
-                         _fmt(state["best_dev_loss"]), state["es_counter"], state["plateau_reductions"],
+                         "loss %s, early-stop counter %d, plateau reductions %d, learning rate %g%s",
+                         Path(latest).name, state["epoch"] + 1, self.tc.epochs, state["step_in_epoch"],
+                         state["global_step"], _fmt(state["best_dev_loss"]), state["es_counter"],
+                         state["plateau_reductions"], self._lr(state),
                          f", transfer from {state['transfer_from']} (not re-applied)"
                          if state.get("transfer_from") else "")
             self._log_best_on_resume(state)
@@ -570,12 +573,20 @@ class Trainer:
         return plan_batches(samples.frames, self.tc.batch_size, self.tc.max_batch_seconds, seed,
                             group=self.dist.replicas)
 
+    def epoch_plan(self, epoch: int) -> list[list[int]]:
+        """The train batches of `epoch` (0-based) in the order they are trained: by duration,
+        shortest first, for the first SORTAGRAD_EPOCHS (few alignments per clip, so CTC leaves its
+        all-blank start sooner), then shuffled with a seed fixed by RANDOM_SEED and the epoch."""
+        if epoch < self.tc.sortagrad_epochs:
+            return self._plan(self.train_set, None)
+        return self._plan(self.train_set, self.cfg.general.random_seed * 1000 + epoch)
+
     def _train_epoch(self, state: dict[str, Any], t_start: float, elapsed0: float) -> dict[str, Any]:
 
         from pipeline.progress import Progress
 
         epoch = state["epoch"]
-        plan = self._plan(self.train_set, self.cfg.general.random_seed * 1000 + epoch)
+        plan = self.epoch_plan(epoch)
         start = state["step_in_epoch"]
         augment = self.augmenter.for_epoch(epoch) if self.augmenter is not None else None
         ds, steps = self._dataset(self.train_set, plan, start, self.cache, augment)
@@ -719,6 +730,13 @@ class Trainer:
             self.opt.inner_optimizer.learning_rate.assign(self._lr(state))
             log.info("dev loss on a plateau for %d epoch(s): reloaded the best weights (epoch %s), learning "
                      "rate now %g", state["es_counter"], state["best_epoch"], self._lr(state))
+        if tc.lr_decay != "none":
+            # the next epoch's rate, kept in the state so a resumed epoch trains at the same one
+            used = budget_used(state["epoch"], tc.epochs, state["elapsed_s"], tc.train_max_minutes)
+            state["lr_scale"] = lr_decay_scale(tc.lr_decay, used, tc.lr_decay_floor)
+            self.opt.inner_optimizer.learning_rate.assign(self._lr(state))
+            log.info("learning rate now %g (LR_DECAY=%s, %.0f %% of the training budget used)",
+                     self._lr(state), tc.lr_decay, 100 * used)
         self._save(state)
         return state
 
@@ -738,6 +756,24 @@ class Trainer:
             logits = self.logits_step(feats[tf.newaxis])[:, 0, :].numpy()
             log.info("  dev sample %d: %r -> %r", i + 1, self.dev_set.transcripts[i],
                      greedy_decode(logits, self.alphabet))
+
+
+def budget_used(epochs_done: int, epochs: int, elapsed_s: float, max_minutes: float) -> float:
+    """Share of the training budget used: of EPOCHS, or of TRAIN_MAX_MINUTES when that is set and
+    further along (the one that will end the run)."""
+    used = epochs_done / epochs if epochs else 1.0
+    if max_minutes > 0:
+        used = max(used, elapsed_s / (60.0 * max_minutes))
+    return min(1.0, used)
+
+
+def lr_decay_scale(kind: str, used: float, floor: float) -> float:
+    """LR_DECAY's factor on LEARNING_RATE once `used` (0..1) of the budget is spent: 1 at the
+    start, `floor` at the end; cosine stays high longer, then falls faster than linear."""
+    if kind == "none":
+        return 1.0
+    shape = 0.5 * (1.0 + math.cos(math.pi * used)) if kind == "cosine" else 1.0 - used
+    return floor + (1.0 - floor) * shape
 
 
 def step_verdict(bad_loss: float, bad_grads: float, loss_sum: float, fp16: bool, scale: float) -> str:

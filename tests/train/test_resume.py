@@ -1,14 +1,18 @@
 """Resume: SIGKILL a real training process mid-epoch; the rerun continues from the last checkpoint,
-says so in the log, and ends with the planned epochs and exactly epochs × steps updates."""
+says so in the log, and ends with the planned epochs and exactly epochs × steps updates, at the
+learning rate LR_DECAY had set for the interrupted epoch."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import SUBPROCESS_TIMEOUT
 from tests.train.helpers import REPO, copy_corpus
@@ -18,7 +22,9 @@ EVERY = 30  # CHECKPOINT_STEPS: mid-epoch checkpoints counted in updates, not se
 
 SETTINGS = ["CORPORA=rep", "N_HIDDEN=32", "BATCH_SIZE=2", "EPOCHS=3", "LEARNING_RATE=0.002",
             "DROPOUT=0.0", "EARLY_STOP=0", "CHECKPOINT_SECS=0", f"CHECKPOINT_STEPS={EVERY}",
-            "LIVE_TRANSCRIPTS=0", "MAX_TO_KEEP=3", "FEATURE_NORM=1"]
+            "LIVE_TRANSCRIPTS=0", "MAX_TO_KEEP=3", "FEATURE_NORM=1", "LR_DECAY=linear"]
+# LR_DECAY=linear over EPOCHS=3 (floor 0.05): epoch e trains at 0.002 * (0.05 + 0.95 * (1 - (e-1)/3))
+EPOCH_LRS = [0.002, 0.002 * (0.05 + 0.95 * 2 / 3), 0.002 * (0.05 + 0.95 / 3)]
 
 
 def _cmd(data: Path) -> list[str]:
@@ -53,6 +59,7 @@ def test_sigkill_mid_epoch_then_resume(tiny_corpus, tmp_path: Path) -> None:
     assert killed_at["epoch"] == 2, killed_at
     assert killed_at["global_step"] == last_saved, killed_at
     assert killed_at["step_in_epoch"] == last_saved - 2 * steps_per_epoch > 0, killed_at
+    assert math.isclose(killed_at["lr_scale"], EPOCH_LRS[2] / EPOCH_LRS[0], rel_tol=1e-9), killed_at
     assert not (data / "checkpoints" / "train_done.json").exists()
     assert not (data / ".state" / "train.done.json").exists()
 
@@ -65,10 +72,12 @@ def test_sigkill_mid_epoch_then_resume(tiny_corpus, tmp_path: Path) -> None:
     assert "FEATURE_NORM: MFCC mean" not in log2 and len(killed_at["feature_norm"]) == 2
     resumed = log2.split("resumed from", 1)[1].splitlines()[0]
     assert f"batch {last_saved - 2 * steps_per_epoch} of that epoch, global step {last_saved}" in resumed
+    assert f"learning rate {EPOCH_LRS[2]:g}" in resumed  # the decayed rate, not LEARNING_RATE
     final = json.loads(state_path.read_text())
     done = json.loads((data / "checkpoints" / "train_done.json").read_text())
     assert final["epoch"] == 3 and done["epochs"] == 3
     assert [h["epoch"] for h in final["history"]] == [1, 2, 3]
+    assert [h["lr"] for h in final["history"]] == pytest.approx(EPOCH_LRS, rel=1e-9)
     assert final["global_step"] == 3 * steps_per_epoch
     assert final["feature_norm"] == killed_at["feature_norm"]
     assert (data / "checkpoints" / "best_dev" / "best_dev.json").exists()
