@@ -1,9 +1,11 @@
-"""Training speed: one DeepSpeech training step vs the machine's matmul peak, and the real-data
-input pipeline vs the same batches held in memory. Ratios are against baselines measured in the
-same run (HOUSE_STYLE: benchmarks print ratios, they are not timed tests).
+"""Training speed: one DeepSpeech training step vs the machine's matmul peak, the real-data
+input pipeline vs the same batches held in memory, and the CPU's CTC loss (TensorFlow's C++
+kernel) vs `tf.nn.ctc_loss` with dense labels. Ratios are against baselines measured in the same
+run (HOUSE_STYLE: benchmarks print ratios, they are not timed tests).
 
     python benchmarks/train_speed.py                       # N_HIDDEN=2048, batch 8 x 10 s
     python benchmarks/train_speed.py --n-hidden 512 --pipeline-hidden 256 --json out.json
+    python benchmarks/train_speed.py --ctc-only            # the CTC comparison alone (seconds)
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -48,11 +52,52 @@ def step_flops(h: int, classes: int, frames: int, batch: int) -> float:
     return 3.0 * per_frame * frames * batch
 
 
+def ctc_speed(batch: int = 16, frames: int = 150, labels_per_clip: int = 45, classes: int = 40,
+              reps: int = 20) -> dict[str, float]:
+    """CTC loss + gradient per batch (demo-sized by default: 16 clips of 3 s, 15 characters a
+    second): `tf.nn.ctc_loss` with dense labels (what the CPU trained with until session 9) vs
+    `kernel_loss` (the C++ kernel), same inputs, alternated, best of 3; and their largest
+    loss and gradient differences."""
+    import numpy as np
+    import tensorflow as tf
+
+    from pipeline.model.ctc import kernel_loss
+
+    rng = np.random.default_rng(1)
+    logits = tf.Variable(rng.normal(size=(frames, batch, classes)).astype(np.float32))
+    flen = tf.constant(rng.integers(frames // 2, frames + 1, batch).astype(np.int32))
+    labels = tf.constant(rng.integers(0, classes - 1, (batch, labels_per_clip)).astype(np.int32))
+    llen = tf.constant(rng.integers(labels_per_clip // 2, labels_per_clip + 1, batch).astype(np.int32))
+
+    def make(fn: Callable[[], Any]) -> Any:
+        @tf.function
+        def run() -> tuple:
+            with tf.GradientTape() as tape:
+                per_ex = fn()
+            return per_ex, tape.gradient(tf.reduce_sum(per_ex), logits)
+        return run
+
+    dense = make(lambda: tf.nn.ctc_loss(labels, logits, llen, flen, logits_time_major=True, blank_index=-1))
+    kernel = make(lambda: kernel_loss(labels, logits, llen, flen))
+    (ld, gd), (lk, gk) = dense(), kernel()
+    best = {"dense": float("inf"), "kernel": float("inf")}
+    for _ in range(3):
+        for name, fn in (("dense", dense), ("kernel", kernel)):
+            t = time.perf_counter()
+            for _ in range(reps):
+                fn()[0].numpy()
+            best[name] = min(best[name], (time.perf_counter() - t) / reps)
+    return {"dense_s": best["dense"], "kernel_s": best["kernel"], "speedup": best["dense"] / best["kernel"],
+            "loss_rel_diff": float(np.max(np.abs(lk.numpy() - ld.numpy()) / np.abs(ld.numpy()))),
+            "grad_rel_diff": float(np.abs(gk.numpy() - gd.numpy()).max() / np.abs(gd.numpy()).max())}
+
+
 def model_step_time(h: int, batch: int, frames: int, steps: int) -> float:
     """Seconds per training step (Adam, CTC) on random features, after one warm-up step."""
     import keras
     import tensorflow as tf
 
+    from pipeline.model.ctc import ctc_loss
     from pipeline.model.network import Geometry, build_model
 
     classes = 29
@@ -69,8 +114,7 @@ def model_step_time(h: int, batch: int, frames: int, steps: int) -> float:
     def step() -> tf.Tensor:
         with tf.GradientTape() as tape:
             logits = model(feats, training=True, dropout=0.05)
-            loss = tf.reduce_mean(tf.nn.ctc_loss(labels, logits, llen, flen, logits_time_major=True,
-                                                 blank_index=-1))
+            loss = tf.reduce_mean(ctc_loss(labels, logits, llen, flen, False))
         opt.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=False))
         return loss
 
@@ -126,7 +170,14 @@ def main() -> int:
     ap.add_argument("--pipeline-hidden", type=int, default=256, help="N_HIDDEN for the pipeline test")
     ap.add_argument("--pipeline-clips", type=int, default=160)
     ap.add_argument("--json", help="also write the numbers here")
+    ap.add_argument("--ctc-only", action="store_true", help="only the CTC loss comparison")
     args = ap.parse_args()
+    ctc = ctc_speed()
+    print(f"CTC loss + gradient, 16 clips x 150 frames, 45 labels: dense labels {1000 * ctc['dense_s']:.1f} ms, "
+          f"C++ kernel {1000 * ctc['kernel_s']:.1f} ms -> {ctc['speedup']:.1f}x (largest relative "
+          f"difference: loss {ctc['loss_rel_diff']:.1e}, gradient {ctc['grad_rel_diff']:.1e})")
+    if args.ctc_only:
+        return 0
     peak = matmul_peak()
     print(f"matmul peak (fp32, 2048^3): {peak:.1f} GFLOP/s")
     st = model_step_time(args.n_hidden, args.batch, args.frames, args.steps)
@@ -146,7 +197,8 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"peak_gflops": peak, "step_s": st, "step_gflop": flops / 1e9,
                                                "achieved_gflops": achieved,
-                                               "fraction_of_peak": achieved / peak, **po}, indent=2))
+                                               "fraction_of_peak": achieved / peak, **po,
+                                               "ctc": ctc}, indent=2))
     return 0
 
 

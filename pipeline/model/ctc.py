@@ -1,4 +1,5 @@
-"""The CTC loss of training: dense labels on CPU, cuDNN's sparse-label CTC on a GPU when it can."""
+"""The CTC loss of training: TensorFlow's C++ CTC kernel on CPU (DeepSpeech 0.9's loss), cuDNN's
+CTC on a GPU when it can."""
 
 from __future__ import annotations
 
@@ -17,26 +18,50 @@ def sparse_labels(labels: Any, llen: Any) -> Any:
     return tf.SparseTensor(idx, tf.gather_nd(labels, idx), tf.cast(tf.shape(labels), tf.int64))
 
 
-def ctc_loss(labels: Any, logits: Any, llen: Any, flen: Any, sparse: bool, sparse_fn: Any = None) -> Any:
-    """Per-example CTC loss (blank last) of time-major float32 logits.
+def kernel_loss(labels: Any, logits: Any, llen: Any, flen: Any) -> Any:
+    """Per-example CTC loss from TensorFlow's C++ CTC kernel (`tf.compat.v1.nn.ctc_loss`, the one
+    DeepSpeech 0.9 trained with), with the dense-label loss's answers where the kernel has none:
+    a clip too short for its labels (each label a frame, plus a blank between repeated labels) is
+    +inf, not skipped; an empty transcript costs its all-blank path, not an error. On CPU ≈ 25×
+    faster, loss and gradient included, than `tf.nn.ctc_loss` with dense labels (log-space loops
+    of many small ops; benchmarks/train_speed.py), for the same losses and gradients."""
+    import tensorflow as tf
 
-    `sparse` (GPU): sparse labels, which TensorFlow routes to cuDNN's CTC on a GPU (≈ 50× faster
-    than the dense-label loop, TF#55290), when the batch's labels are shorter than cuDNN's limit;
-    a batch whose sparse loss is not finite is recomputed dense (cuDNN's CTC is less forgiving,
-    TF#55405). Otherwise (CPU, long labels) the dense-label loss. `sparse_fn` replaces the sparse
-    loss in tests.
+    empty = tf.equal(llen, 0)
+    # the kernel refuses a row without labels: it gets a one-label stand-in, its loss comes below
+    stand_in = tf.pad(labels, [[0, 0], [0, 1]])
+    per_ex = tf.compat.v1.nn.ctc_loss(sparse_labels(stand_in, tf.maximum(llen, 1)), logits, flen,
+                                      ignore_longer_outputs_than_inputs=True, time_major=True)
+    frames = tf.transpose(tf.sequence_mask(flen, tf.shape(logits)[0], logits.dtype))  # [T, B]
+    all_blank = -tf.reduce_sum(tf.nn.log_softmax(logits)[:, :, -1] * frames, 0)
+    valid = tf.sequence_mask(llen, tf.shape(labels)[1])
+    repeats = tf.reduce_sum(tf.cast(tf.equal(labels[:, 1:], labels[:, :-1]) & valid[:, 1:], tf.int32), 1)
+    feasible = flen >= llen + repeats
+    inf = tf.fill(tf.shape(per_ex), tf.constant(float("inf"), per_ex.dtype))
+    return tf.where(empty, all_blank, tf.where(feasible, per_ex, inf))
+
+
+def ctc_loss(labels: Any, logits: Any, llen: Any, flen: Any, cudnn: bool, cudnn_fn: Any = None) -> Any:
+    """Per-example CTC loss (blank last) of time-major float32 logits; +inf where no alignment exists.
+
+    `cudnn` False (CPU): `kernel_loss`. `cudnn` True (GPU): sparse labels, which TensorFlow routes
+    to cuDNN's CTC (≈ 50× faster than the dense-label loop, TF#55290), when the batch's labels are
+    shorter than cuDNN's limit; a batch whose cuDNN loss is not finite, or whose labels are too long
+    for cuDNN, gets the dense-label loss (cuDNN's CTC is less forgiving, TF#55405; on a GPU the dense
+    loops run there too, where the C++ kernel would copy the logits to the CPU). `cudnn_fn` replaces
+    the cuDNN loss in tests.
     """
     import tensorflow as tf
+
+    if not cudnn:
+        return kernel_loss(labels, logits, llen, flen)
 
     def dense() -> Any:
         return tf.nn.ctc_loss(labels, logits, llen, flen, logits_time_major=True, blank_index=-1)
 
-    if not sparse:
-        return dense()
-
     def sparse_or_dense() -> Any:
-        if sparse_fn is not None:
-            per_ex = sparse_fn(labels, logits, llen, flen)
+        if cudnn_fn is not None:
+            per_ex = cudnn_fn(labels, logits, llen, flen)
         else:
             per_ex = tf.nn.ctc_loss(sparse_labels(labels, llen), logits, None, flen,
                                     logits_time_major=True, blank_index=-1)
@@ -46,13 +71,13 @@ def ctc_loss(labels: Any, logits: Any, llen: Any, flen: Any, sparse: bool, spars
     return tf.cond(short, sparse_or_dense, dense)
 
 
-def eval_sums(labels: Any, logits: Any, llen: Any, flen: Any, sparse: bool) -> tuple[Any, Any, Any, Any]:
+def eval_sums(labels: Any, logits: Any, llen: Any, flen: Any, cudnn: bool) -> tuple[Any, Any, Any, Any]:
     """One dev batch's sums from its time-major logits: (finite per-utterance CTC losses, their
     count, the best path's label edit distance to the labels, the labels' count) — mean dev loss
     and greedy CER (over labels) are ratios of these sums across batches."""
     import tensorflow as tf
 
-    per_ex = ctc_loss(labels, logits, llen, flen, sparse)
+    per_ex = ctc_loss(labels, logits, llen, flen, cudnn)
     ok = tf.math.is_finite(per_ex)
     (best,), _ = tf.nn.ctc_greedy_decoder(tf.cast(logits, tf.float32), flen)  # blank last
     errors = tf.edit_distance(tf.cast(best, tf.int32), sparse_labels(labels, llen), normalize=False)

@@ -80,8 +80,8 @@ def gpu_report(gpus: list[Any]) -> list[str]:
 
 
 def smoke_test(impl: str, steps: int = 2, n_hidden: int = 32, seed: int = 7) -> float:
-    """`steps` SGD steps of a tiny DeepSpeech model with the `impl` LSTM and sparse-label CTC (the
-    GPU kernels) and, from the same weights, with the scan and dense CTC; returns the max relative
+    """`steps` SGD steps of a tiny DeepSpeech model with the `impl` LSTM and cuDNN's CTC (the
+    GPU kernels) and, from the same weights, with the scan and the C++ CTC kernel; returns the max relative
     difference of losses and weights. Raises PipelineError if the kernels fail or disagree."""
     import tensorflow as tf
 
@@ -100,7 +100,7 @@ def smoke_test(impl: str, steps: int = 2, n_hidden: int = 32, seed: int = 7) -> 
     def step(model: Any, which: str) -> Any:
         with tf.GradientTape() as tape:
             logits = model(feats, lstm_impl=which, feature_len=flen)
-            loss = tf.reduce_mean(ctc_loss(labels, logits, llen, flen, sparse=which != "scan"))
+            loss = tf.reduce_mean(ctc_loss(labels, logits, llen, flen, cudnn=which != "scan"))
         grads = tape.gradient(loss, model.weight_list())
         for v, g in zip(model.weight_list(), grads, strict=True):
             v.assign_sub(0.01 * g)

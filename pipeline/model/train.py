@@ -236,11 +236,11 @@ class Trainer:
         if self.lstm_impl == "block" and self.compute == "bfloat16":
             raise ConfigError("LSTM_IMPL=block has no bfloat16 kernel (AMP on CPU); set AMP=0 or "
                               "LSTM_IMPL=scan")
-        self.sparse_ctc = bool(tf.config.list_logical_devices("GPU"))
+        self.cudnn_ctc = bool(tf.config.list_logical_devices("GPU"))
         log.info("LSTM: %s (LSTM_IMPL=%s%s); CTC: %s", self.lstm_impl, tc.lstm_impl,
-                 ", GPU visible" if self.sparse_ctc else ", no GPU" if tc.lstm_impl == "auto" else "",
-                 f"sparse labels (cuDNN) below {CUDNN_CTC_MAX_LABELS} labels, dense otherwise"
-                 if self.sparse_ctc else "dense labels")
+                 ", GPU visible" if self.cudnn_ctc else ", no GPU" if tc.lstm_impl == "auto" else "",
+                 f"cuDNN below {CUDNN_CTC_MAX_LABELS} labels, dense labels otherwise"
+                 if self.cudnn_ctc else "TensorFlow's C++ kernel")
         with dist.strategy.scope():
             self.model = build_model(geometry, cfg.general.random_seed)
             self.opt = make_optimizer(tc.learning_rate, self.compute == "float16")
@@ -481,14 +481,14 @@ class Trainer:
         variables = model.weight_list()
         base_seed = self.cfg.general.random_seed
 
-        lstm_impl, sparse = self.lstm_impl, self.sparse_ctc
+        lstm_impl, cudnn = self.lstm_impl, self.cudnn_ctc
 
         def forward(feats: Any, flen: Any, training: bool, seed: Any = None) -> Any:
             return model(feats, training=training, dropout=dropout, compute_dtype=compute,
                          dropout_seed=seed, lstm_impl=lstm_impl, feature_len=flen)
 
         def ctc(feats: Any, flen: Any, labels: Any, llen: Any, training: bool, seed: Any = None) -> Any:
-            return ctc_loss(labels, forward(feats, flen, training, seed), llen, flen, sparse)
+            return ctc_loss(labels, forward(feats, flen, training, seed), llen, flen, cudnn)
 
         def replica_train(feats: Any, flen: Any, labels: Any, llen: Any, step: Any) -> Any:
             ctx = tf.distribute.get_replica_context()
@@ -529,7 +529,7 @@ class Trainer:
             """-> (sum of the finite per-utterance losses, their count, greedy label errors,
             reference labels): the CTC loss and the best path's edit distance from one forward pass."""
             feats, flen, labels, llen = batch
-            return eval_sums(labels, forward(feats, flen, False), llen, flen, sparse)
+            return eval_sums(labels, forward(feats, flen, False), llen, flen, cudnn)
 
         @tf.function(input_signature=[spec[0]])
         def logits_step(feats: Any) -> Any:

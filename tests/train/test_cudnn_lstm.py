@@ -208,7 +208,7 @@ def test_cudnn_auto_selection_with_mocked_devices(monkeypatch: pytest.MonkeyPatc
     caplog.set_level(logging.INFO, logger="pipeline.model.train")
     t = Trainer(train_config(), Paths.at(copy_corpus(tiny_corpus, tmp_path / "data")), [], [])
     t.build(Geometry(16, t.alphabet.num_classes))  # builds, traces nothing: no GPU kernel runs
-    assert t.lstm_impl == "cudnn" and t.sparse_ctc
+    assert t.lstm_impl == "cudnn" and t.cudnn_ctc
     assert any("LSTM: cudnn (LSTM_IMPL=auto, GPU visible)" in r.getMessage() for r in caplog.records)
     # The whole train step (forward, gradients, the all-reduced skip decision, Adam) traces with
     # the GPU ops in the graph: cuDNN's LSTM and its gradient, cuDNN's CTC (CTCLossV2). Only
