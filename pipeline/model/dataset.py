@@ -295,7 +295,10 @@ def make_dataset(samples: Samples, batch_order: Sequence[int], plan: list[list[i
     for the plan batches listed in `batch_order`, in that order."""
     import tensorflow as tf
 
-    autotune = tf.data.AUTOTUNE if parallel is None else parallel
+    # A fixed parallelism, not AUTOTUNE: with tf.data's autotuning on, destroying an epoch's
+    # iterator waited for the autotuner's thread, up to 20 s at the end of about one epoch in
+    # three (TF 2.21; the demo's 22 s epochs took 42 s; docs/training.md).
+    workers = parallel if parallel is not None else (os.cpu_count() or 1)
     # this epoch's batches, from numpy (a Python list of 700 k ints into tf.constant takes seconds)
     flat = _flatten([plan[b] for b in batch_order], "q", np.int64)
     lens = np.fromiter((len(plan[b]) for b in batch_order), np.int64, len(batch_order))
@@ -304,8 +307,9 @@ def make_dataset(samples: Samples, batch_order: Sequence[int], plan: list[list[i
     load = batch_loader(samples, cache, augment)
     epoch = tf.constant(augment.epoch if augment is not None else 0, tf.int64)
     ds = tf.data.Dataset.range(len(batch_order)).map(lambda b: load(batch_members[b], epoch),
-                                                     num_parallel_calls=autotune, deterministic=True)
+                                                     num_parallel_calls=workers, deterministic=True)
     options = tf.data.Options()
+    options.autotune.enabled = False
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.with_options(options).prefetch(2)
 

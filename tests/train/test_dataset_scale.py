@@ -54,6 +54,9 @@ def test_dataset_for_100k_samples_is_built_from_numpy(monkeypatch: pytest.Monkey
     idx = plan[0]
     assert tf.gather(label_rt, idx).to_list() == [s.labels[i] for i in idx]
     assert ds.element_spec[2].shape.as_list() == [None, None]
+    # autotuning off: destroying an epoch's iterator waited up to 20 s for the autotuner's thread
+    # (docs/training.md, "Training throughput on CPU"); a fixed parallelism instead
+    assert ds.options().autotune.enabled is False
 
 
 def _wav_samples(tmp_path: Path, n: int) -> Samples:
