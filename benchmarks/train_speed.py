@@ -74,7 +74,8 @@ def ctc_speed(batch: int = 16, frames: int = 150, labels_per_clip: int = 45, cla
         def run() -> tuple:
             with tf.GradientTape() as tape:
                 per_ex = fn()
-            return per_ex, tape.gradient(tf.reduce_sum(per_ex), logits)
+                total = tf.reduce_sum(per_ex)
+            return per_ex, tape.gradient(total, logits)
         return run
 
     dense = make(lambda: tf.nn.ctc_loss(labels, logits, llen, flen, logits_time_major=True, blank_index=-1))
