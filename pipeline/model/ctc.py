@@ -34,11 +34,11 @@ def kernel_loss(labels: Any, logits: Any, llen: Any, flen: Any) -> Any:
                                       ignore_longer_outputs_than_inputs=True, time_major=True)
     frames = tf.transpose(tf.sequence_mask(flen, tf.shape(logits)[0], logits.dtype))  # [T, B]
     all_blank = -tf.reduce_sum(tf.nn.log_softmax(logits)[:, :, -1] * frames, 0)
+    # features.ctc_min_frames's rule (one frame a label, one more between equal neighbours) on tensors
     valid = tf.sequence_mask(llen, tf.shape(labels)[1])
     repeats = tf.reduce_sum(tf.cast(tf.equal(labels[:, 1:], labels[:, :-1]) & valid[:, 1:], tf.int32), 1)
     feasible = flen >= llen + repeats
-    inf = tf.fill(tf.shape(per_ex), tf.constant(float("inf"), per_ex.dtype))
-    return tf.where(empty, all_blank, tf.where(feasible, per_ex, inf))
+    return tf.where(empty, all_blank, tf.where(feasible, per_ex, float("inf")))
 
 
 def ctc_loss(labels: Any, logits: Any, llen: Any, flen: Any, cudnn: bool, cudnn_fn: Any = None) -> Any:
