@@ -220,6 +220,12 @@ class TrainConfig:
                              "deviation (measured when a run starts from random weights, stored with "
                              "the checkpoint, folded into layer_1 on export); 0 = raw features as "
                              "DeepSpeech")
+    ema_decay: float = var(0.0, "EMA_DECAY",
+                           "keep an exponential moving average of the weights, updated every step with "
+                           "this decay (e.g. 0.999; the first steps average over fewer updates): the "
+                           "dev loss, early stopping, best_dev/ and the exports use the averaged "
+                           "weights; 0 = off (the weights as trained, as DeepSpeech)", min=0.0,
+                           max=0.99999)
     feature_cache: bool = var(False, "FEATURE_CACHE",
                               "keep train and dev features in memory after the first epoch (small corpora)")
     train_max_minutes: float = var(0.0, "TRAIN_MAX_MINUTES",

@@ -17,6 +17,7 @@ counters and the data position are always consistent; `train_state.json` is a re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -25,7 +26,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ TRAINING_SETTINGS = ("MODEL_LANGUAGE", "BATCH_SIZE", "EPOCHS", "LEARNING_RATE", 
                      "TRANSFER_LEARNING", "TRANSFER_CHECKPOINT",
                      "DROP_SOURCE_LAYERS", "AUGMENT", "RANDOM_SEED", "FAST_TRAIN", "MAX_BATCH_SECONDS",
                      "TRAIN_MAX_MINUTES", "TRANSFER_KEEP_SHARED_CHARS", "FEATURE_CACHE", "FEATURE_NORM",
-                     "AUDIO_SAMPLE_RATE", "BYTES_OUTPUT_MODE")
+                     "EMA_DECAY", "AUDIO_SAMPLE_RATE", "BYTES_OUTPUT_MODE")
 BEST_INFO = "best_dev.json"
 
 
@@ -194,7 +195,8 @@ class Trainer:
         geometry = Geometry(tc.n_hidden, self.alphabet.num_classes)
         self.build(geometry)
         self.state_var = tf.Variable("", dtype=tf.string, trainable=False, name="train_state")
-        self.ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.opt, state=self.state_var)
+        self.ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.opt, state=self.state_var,
+                                        **({"ema": self.ema} if self.ema else {}))
         ckpt_dir = paths_for_worker(self.paths.train_checkpoint_dir, dist)
         self.manager = tf.train.CheckpointManager(self.ckpt, str(ckpt_dir), max_to_keep=tc.max_to_keep,
                                                   checkpoint_name="train")
@@ -245,6 +247,9 @@ class Trainer:
             self.model = build_model(geometry, cfg.general.random_seed)
             self.opt = make_optimizer(tc.learning_rate, self.compute == "float16")
             self.opt.build(self.model.weight_list())
+            # EMA_DECAY: the averaged weights, beside the trained ones (swapped in for evaluation)
+            self.ema = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name=f"ema_{i}")
+                        for i, v in enumerate(self.model.weight_list())] if tc.ema_decay > 0 else None
         self._build_steps()
 
     def run(self) -> dict[str, Any]:
@@ -281,7 +286,8 @@ class Trainer:
         self._save(state)
         if not self.paths.best_checkpoint_dir.exists():
             # no dev set (or no finished epoch): the last weights are the best we have
-            self._save_best(state, None)
+            with self.averaged_weights():
+                self._save_best(state, None)
         log.info("training finished: %s; best dev loss %s at epoch %s", state["stop_reason"],
                  _fmt(state["best_dev_loss"]), state["best_epoch"])
         crashpoint("train.done_marker")
@@ -360,10 +366,18 @@ class Trainer:
                 * state.get("lr_scale", 1.0))
 
     def _restore_or_init(self) -> dict[str, Any]:
+        import tensorflow as tf
+
         latest = self.manager.latest_checkpoint
         if latest:
+            ckpt = self.ckpt
+            if self.ema and not any(k.startswith("ema/") for k in
+                                    tf.train.load_checkpoint(latest).get_variable_to_shape_map()):
+                log.info("EMA_DECAY=%g: %s holds no averaged weights (trained without EMA_DECAY); the "
+                         "average starts from its weights", self.tc.ema_decay, Path(latest).name)
+                ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.opt, state=self.state_var)
             try:
-                self.ckpt.restore(latest).assert_existing_objects_matched()
+                ckpt.restore(latest).assert_existing_objects_matched()
             except (ValueError, AssertionError, Exception) as exc:
                 raise ConfigError(
                     f"cannot resume from {latest}: {str(exc).splitlines()[0][:300]}. The checkpoints in "
@@ -389,6 +403,8 @@ class Trainer:
             self._log_best_on_resume(state)
             if state.get("feature_norm"):  # runs that predate FEATURE_NORM resume on raw features
                 set_model_norm(self.model, state["feature_norm"])
+            if ckpt is not self.ckpt:
+                self._reset_ema()
             return state
         state = fresh_state(self.cfg, self.alphabet)
         if self.tc.transfer_learning:
@@ -404,9 +420,40 @@ class Trainer:
             norm = feature_stats(self.train_set.paths, self.train_set.sample_rate)
             state["feature_norm"] = norm_to_state(norm)
             set_model_norm(self.model, norm)
-        log.info("starting training from %s", "transferred weights" if state["transfer_from"]
-                 else "random initialization")
+        self._reset_ema()
+        log.info("starting training from %s%s", "transferred weights" if state["transfer_from"]
+                 else "random initialization",
+                 f"; averaging the weights (EMA_DECAY={self.tc.ema_decay:g})" if self.ema else "")
         return state
+
+    def _reset_ema(self) -> None:
+        """The average restarts at the current weights (a fresh run, a plateau's reload)."""
+        if self.ema:
+            for e, v in zip(self.ema, self.model.weight_list(), strict=True):
+                e.assign(v)
+
+    @contextlib.contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """With EMA_DECAY, the model holds the averaged weights inside the block (dev pass, best_dev/,
+        live transcripts) and the trained ones again after it; without, nothing changes."""
+        import tensorflow as tf
+
+        if not self.ema:
+            yield
+            return
+        pairs = list(zip(self.ema, self.model.weight_list(), strict=True))
+
+        def swap() -> None:
+            for e, v in pairs:
+                trained = tf.identity(v)
+                v.assign(e)
+                e.assign(trained)
+
+        swap()
+        try:
+            yield
+        finally:
+            swap()
 
     def _log_best_on_resume(self, state: dict[str, Any]) -> None:
         """Say which best validating checkpoint a resume continues from (DeepSpeech logged
@@ -511,10 +558,19 @@ class Trainer:
         sum_ = tf.distribute.ReduceOp.SUM
         mean_ = tf.distribute.ReduceOp.MEAN
 
+        ema, ema_decay = self.ema, self.tc.ema_decay
+
         def train_step(batch: Any, step: Any) -> Any:
             """-> (loss sum, examples, replicas with a non-finite loss, replicas with non-finite
             gradients); the last two are all-reduced already, so MEAN just picks the value."""
             s, n, bl, bg = strategy.run(replica_train, args=(*batch, step))
+            if ema:
+                # TensorFlow's ExponentialMovingAverage with num_updates: early on the decay is
+                # lower, so the average is not dominated by the random initialization
+                k = tf.cast(step, tf.float32)
+                d = tf.minimum(ema_decay, (1.0 + k) / (10.0 + k))
+                for e, v in zip(ema, variables, strict=True):
+                    e.assign(d * e + (1.0 - d) * v)
             return strategy.reduce(sum_, s, None), strategy.reduce(sum_, n, None), \
                 strategy.reduce(mean_, bl, None), strategy.reduce(mean_, bg, None)
 
@@ -683,9 +739,39 @@ class Trainer:
         return (total / count if count else None), (errors / labels if labels else None)
 
     def _end_epoch(self, state: dict[str, Any], t_start: float, elapsed0: float) -> dict[str, Any]:
-
         tc = self.tc
         self._check_finite_weights(state)  # before best_dev/ and the epoch checkpoint are written
+        with self.averaged_weights():
+            state, dev = self._evaluate_epoch(state, t_start, elapsed0)
+        crashpoint("train.epoch_end")  # best_dev/ updated, the epoch-end checkpoint not yet saved
+        if dev is not None and tc.early_stop and state["es_counter"] >= tc.es_stop:
+            state["stop_reason"] = (f"early stop: dev loss did not improve by {tc.es_min_delta:g} for "
+                                    f"{tc.es_stop} epoch(s) (ES_STOP)")
+        elif dev is not None and tc.reduce_lr_on_plateau and state["es_counter"] > 0 \
+                and state["es_counter"] % tc.plateau_epochs == 0:
+            from pipeline.model.network import read_checkpoint_weights
+
+            state["plateau_reductions"] += 1
+            self.model.assign_numpy(read_checkpoint_weights(self.paths.best_checkpoint_dir, fold_norm=False))
+            self._reset_ema()
+            self.opt.inner_optimizer.learning_rate.assign(self._lr(state))
+            log.info("dev loss on a plateau for %d epoch(s): reloaded the best weights (epoch %s), learning "
+                     "rate now %g", state["es_counter"], state["best_epoch"], self._lr(state))
+        if tc.lr_decay != "none":
+            # the next epoch's rate, kept in the state so a resumed epoch trains at the same one
+            used = budget_used(state["epoch"], tc.epochs, state["elapsed_s"], tc.train_max_minutes)
+            state["lr_scale"] = lr_decay_scale(tc.lr_decay, used, tc.lr_decay_floor)
+            self.opt.inner_optimizer.learning_rate.assign(self._lr(state))
+            log.info("learning rate now %g (LR_DECAY=%s, %.0f %% of the training budget used)",
+                     self._lr(state), tc.lr_decay, 100 * used)
+        self._save(state)
+        return state
+
+    def _evaluate_epoch(self, state: dict[str, Any], t_start: float,
+                        elapsed0: float) -> tuple[dict[str, Any], float | None]:
+        """Dev pass, history, early-stop counter, log, live transcripts and best_dev/ for the epoch
+        just trained (with the weights the model holds: the averaged ones under EMA_DECAY)."""
+        tc = self.tc
         epoch = state["epoch"] + 1
         train_loss = state["epoch_loss_sum"] / state["epoch_count"] if state["epoch_count"] else None
         dev, dev_cer = self.dev_pass()
@@ -717,28 +803,7 @@ class Trainer:
         self._live_transcripts()
         if improved or dev is None:
             self._save_best(state, dev)
-        crashpoint("train.epoch_end")  # best_dev/ updated, the epoch-end checkpoint not yet saved
-        if dev is not None and tc.early_stop and state["es_counter"] >= tc.es_stop:
-            state["stop_reason"] = (f"early stop: dev loss did not improve by {tc.es_min_delta:g} for "
-                                    f"{tc.es_stop} epoch(s) (ES_STOP)")
-        elif dev is not None and tc.reduce_lr_on_plateau and state["es_counter"] > 0 \
-                and state["es_counter"] % tc.plateau_epochs == 0:
-            from pipeline.model.network import read_checkpoint_weights
-
-            state["plateau_reductions"] += 1
-            self.model.assign_numpy(read_checkpoint_weights(self.paths.best_checkpoint_dir, fold_norm=False))
-            self.opt.inner_optimizer.learning_rate.assign(self._lr(state))
-            log.info("dev loss on a plateau for %d epoch(s): reloaded the best weights (epoch %s), learning "
-                     "rate now %g", state["es_counter"], state["best_epoch"], self._lr(state))
-        if tc.lr_decay != "none":
-            # the next epoch's rate, kept in the state so a resumed epoch trains at the same one
-            used = budget_used(state["epoch"], tc.epochs, state["elapsed_s"], tc.train_max_minutes)
-            state["lr_scale"] = lr_decay_scale(tc.lr_decay, used, tc.lr_decay_floor)
-            self.opt.inner_optimizer.learning_rate.assign(self._lr(state))
-            log.info("learning rate now %g (LR_DECAY=%s, %.0f %% of the training budget used)",
-                     self._lr(state), tc.lr_decay, 100 * used)
-        self._save(state)
-        return state
+        return state, dev
 
     def _live_transcripts(self) -> None:
         n = min(self.tc.live_transcripts, len(self.dev_set or []))

@@ -27,8 +27,9 @@ def main() -> None:
     from pipeline.paths import Paths
     from tests.train.helpers import train_config
 
+    # mirrored: with EMA_DECAY, whose average is updated in cross-replica context
     cfg = train_config(EPOCHS=2, N_HIDDEN=32, BATCH_SIZE=4, LIVE_TRANSCRIPTS=0, AMP=sys.argv[4] == "amp"
-                       if len(sys.argv) > 4 else False)
+                       if len(sys.argv) > 4 else False, EMA_DECAY=0.9 if mode == "mirrored" else 0)
     dist = make_strategy(cpu_replicas=2 if mode == "mirrored" else 0)
     corpus = data / "extracted" / "synth"
     trainer = Trainer(cfg, Paths.at(data), [corpus / "synth_train.csv"], [corpus / "synth_dev.csv"],
@@ -38,13 +39,15 @@ def main() -> None:
         step_change = _poison_replica_1(trainer, dist)
     state = trainer.run()
     weights = {v.name.split(":")[0].replace("/", "__"): v.numpy() for v in trainer.model.weight_list()}
-    replica_diff = 0.0
+    replica_diff = ema_gap = 0.0
     if mode == "mirrored":
-        for v in trainer.model.weight_list():
+        for v in trainer.model.weight_list() + trainer.ema:
             vals = [x.numpy() for x in v.values]
             replica_diff = max(replica_diff, float(np.abs(vals[0] - vals[1]).max()))
+        ema_gap = max(float(np.abs(e.numpy() - v.numpy()).max())
+                      for e, v in zip(trainer.ema, trainer.model.weight_list(), strict=True))
     np.savez(out.with_suffix(".npz"), **weights)
-    out.write_text(json.dumps({"replicas": dist.replicas, "replica_diff": replica_diff,
+    out.write_text(json.dumps({"replicas": dist.replicas, "replica_diff": replica_diff, "ema_gap": ema_gap,
                                "history": state["history"], "global_step": state["global_step"],
                                "is_chief": dist.is_chief, "nonfinite_total": state["nonfinite_total"],
                                "loss_scale_skips": state["loss_scale_skips"], "step_change": step_change,

@@ -34,7 +34,8 @@ def test_mirrored_two_cpu_replicas(tiny_corpus, tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["replicas"] == 2
-    assert res["replica_diff"] == 0.0
+    assert res["replica_diff"] == 0.0  # weights and EMA_DECAY's averages alike
+    assert res["ema_gap"] > 1e-4  # the average was updated (and differs from the weights)
     # global batch = 2 × 4: 24 clips -> 6 plan batches -> 3 steps per epoch
     assert res["global_step"] == 2 * 3
     assert all(h["train_loss"] and np.isfinite(h["train_loss"]) for h in res["history"])

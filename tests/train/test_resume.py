@@ -1,4 +1,5 @@
-"""Resume: SIGKILL a real training process mid-epoch; the rerun continues from the last checkpoint,
+"""Resume: SIGKILL a real training process mid-epoch; the rerun continues from the last checkpoint
+(weights, Adam, FEATURE_NORM, EMA_DECAY's average),
 says so in the log, and ends with the planned epochs and exactly epochs × steps updates, at the
 learning rate LR_DECAY had set for the interrupted epoch."""
 
@@ -22,7 +23,7 @@ EVERY = 30  # CHECKPOINT_STEPS: mid-epoch checkpoints counted in updates, not se
 
 SETTINGS = ["CORPORA=rep", "N_HIDDEN=32", "BATCH_SIZE=2", "EPOCHS=3", "LEARNING_RATE=0.002",
             "DROPOUT=0.0", "EARLY_STOP=0", "CHECKPOINT_SECS=0", f"CHECKPOINT_STEPS={EVERY}",
-            "LIVE_TRANSCRIPTS=0", "MAX_TO_KEEP=3", "FEATURE_NORM=1", "LR_DECAY=linear"]
+            "LIVE_TRANSCRIPTS=0", "MAX_TO_KEEP=3", "FEATURE_NORM=1", "LR_DECAY=linear", "EMA_DECAY=0.99"]
 # LR_DECAY=linear over EPOCHS=3 (floor 0.05): epoch e trains at 0.002 * (0.05 + 0.95 * (1 - (e-1)/3))
 EPOCH_LRS = [0.002, 0.002 * (0.05 + 0.95 * 2 / 3), 0.002 * (0.05 + 0.95 / 3)]
 
@@ -70,6 +71,9 @@ def test_sigkill_mid_epoch_then_resume(tiny_corpus, tmp_path: Path) -> None:
     # FEATURE_NORM is measured once, at the fresh start, and travels in the checkpoint's state
     assert "FEATURE_NORM: MFCC mean and scale" in run1.stdout + run1.stderr
     assert "FEATURE_NORM: MFCC mean" not in log2 and len(killed_at["feature_norm"]) == 2
+    # EMA_DECAY's average is in the checkpoint too: the resume continues it
+    assert "averaging the weights (EMA_DECAY=0.99)" in run1.stdout + run1.stderr
+    assert "holds no averaged weights" not in log2 and "averaging the weights" not in log2
     resumed = log2.split("resumed from", 1)[1].splitlines()[0]
     assert f"batch {last_saved - 2 * steps_per_epoch} of that epoch, global step {last_saved}" in resumed
     assert f"learning rate {EPOCH_LRS[2]:g}" in resumed  # the decayed rate, not LEARNING_RATE

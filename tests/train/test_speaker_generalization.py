@@ -7,8 +7,9 @@ The clip list gives the splits (a `split` column): the test speaker is theo, the
 speech was recorded 16-22 dB below the others' (docs/real-speech.md); sample.env's
 AUDIO_NORMALIZE=1 brings every clip to one level at import. No dev set (nothing to early-stop on).
 
-Threshold: MEASURED below is this run's greedy CER on theo (92 s beside another training run); the same
-run with AUDIO_NORMALIZE=0 gave 0.475. The best constant answer (one digit word for every clip)
+Threshold: MEASURED below is this run's greedy CER on theo (43 s alone; sample.env's EMA_DECAY averages
+the last ~70 of its 640 updates: 0.405 with the last weights, before EMA_DECAY was in sample.env); the
+same run with AUDIO_NORMALIZE=0 gave 0.475. The best constant answer (one digit word for every clip)
 scores CHANCE_CER. The test asserts CER <= MAX_HELDOUT_CER (between the two) and at most 0.8 x the
 constant answer's CER (computed from the test references)."""
 
@@ -25,7 +26,7 @@ from tests.helpers import REPO, SUBPROCESS_TIMEOUT, require_kenlm
 
 DATA = REPO / "tests" / "data"
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-MEASURED = 0.405      # greedy CER on theo, this exact run
+MEASURED = 0.445      # greedy CER on theo, this exact run
 CHANCE_CER = 0.75     # "five" for every clip, the best constant answer
 MAX_HELDOUT_CER = 0.6
 TEST_SPEAKER = "theo"
@@ -70,4 +71,5 @@ def test_held_out_speaker_digits_far_above_chance(tmp_path: Path) -> None:
     result = json.loads((data / "models" / "test_results.json").read_text())["csv"]
     assert result["samples"] == len(refs) == 50
     cer = result["greedy_cer"]
+    print(f"held-out {TEST_SPEAKER}: greedy CER {cer:.3f}, constant answer {chance:.3f}")
     assert cer <= MAX_HELDOUT_CER and cer <= 0.8 * chance, (cer, chance)
