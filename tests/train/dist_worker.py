@@ -27,9 +27,9 @@ def main() -> None:
     from pipeline.paths import Paths
     from tests.train.helpers import train_config
 
-    # mirrored: with EMA_DECAY, whose average is updated in cross-replica context
+    # with EMA_DECAY, whose average is updated in the step's cross-replica context
     cfg = train_config(EPOCHS=2, N_HIDDEN=32, BATCH_SIZE=4, LIVE_TRANSCRIPTS=0, AMP=sys.argv[4] == "amp"
-                       if len(sys.argv) > 4 else False, EMA_DECAY=0.9 if mode == "mirrored" else 0)
+                       if len(sys.argv) > 4 else False, EMA_DECAY=0.9)
     dist = make_strategy(cpu_replicas=2 if mode == "mirrored" else 0)
     corpus = data / "extracted" / "synth"
     trainer = Trainer(cfg, Paths.at(data), [corpus / "synth_train.csv"], [corpus / "synth_dev.csv"],
@@ -39,6 +39,7 @@ def main() -> None:
         step_change = _poison_replica_1(trainer, dist)
     state = trainer.run()
     weights = {v.name.split(":")[0].replace("/", "__"): v.numpy() for v in trainer.model.weight_list()}
+    weights.update({f"ema_{i}": e.numpy() for i, e in enumerate(trainer.ema)})
     replica_diff = ema_gap = 0.0
     if mode == "mirrored":
         for v in trainer.model.weight_list() + trainer.ema:

@@ -74,6 +74,7 @@ def test_multiworker_two_processes(tiny_corpus, tmp_path: Path) -> None:
     assert r0["is_chief"] and not r1["is_chief"]
     assert r0["global_step"] == r1["global_step"] == 2 * 3
     w0, w1 = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")
+    assert sum(k.startswith("ema_") for k in w0.files) == 12  # EMA_DECAY's averages too
     for k in w0.files:
         np.testing.assert_array_equal(w0[k], w1[k])
     assert [h["dev_loss"] for h in r0["history"]] == [h["dev_loss"] for h in r1["history"]]
@@ -117,6 +118,7 @@ def test_replica_nonfinite_on_worker_1_no_hang_multiworker(tiny_corpus, tmp_path
     for res in (r0, r1):
         _assert_skipped_together(res)
     w0, w1 = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")
+    assert sum(k.startswith("ema_") for k in w0.files) == 12  # EMA_DECAY's averages too
     for k in w0.files:
         np.testing.assert_array_equal(w0[k], w1[k])
         assert np.isfinite(w0[k]).all()
