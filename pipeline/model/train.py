@@ -195,8 +195,7 @@ class Trainer:
         geometry = Geometry(tc.n_hidden, self.alphabet.num_classes)
         self.build(geometry)
         self.state_var = tf.Variable("", dtype=tf.string, trainable=False, name="train_state")
-        self.ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.opt, state=self.state_var,
-                                        **({"ema": self.ema} if self.ema else {}))
+        self.ckpt = self._train_checkpoint(with_ema=bool(self.ema))
         ckpt_dir = paths_for_worker(self.paths.train_checkpoint_dir, dist)
         self.manager = tf.train.CheckpointManager(self.ckpt, str(ckpt_dir), max_to_keep=tc.max_to_keep,
                                                   checkpoint_name="train")
@@ -370,14 +369,14 @@ class Trainer:
 
         latest = self.manager.latest_checkpoint
         if latest:
-            ckpt = self.ckpt
-            if self.ema and not any(k.startswith("ema/") for k in
-                                    tf.train.load_checkpoint(latest).get_variable_to_shape_map()):
+            ema_missing = bool(self.ema) and not any(
+                k.startswith("ema/") for k in tf.train.load_checkpoint(latest).get_variable_to_shape_map())
+            if ema_missing:
                 log.info("EMA_DECAY=%g: %s holds no averaged weights (trained without EMA_DECAY); the "
                          "average starts from its weights", self.tc.ema_decay, Path(latest).name)
-                ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.opt, state=self.state_var)
             try:
-                ckpt.restore(latest).assert_existing_objects_matched()
+                self._train_checkpoint(with_ema=not ema_missing and bool(self.ema)).restore(
+                    latest).assert_existing_objects_matched()
             except (ValueError, AssertionError, Exception) as exc:
                 raise ConfigError(
                     f"cannot resume from {latest}: {str(exc).splitlines()[0][:300]}. The checkpoints in "
@@ -403,7 +402,7 @@ class Trainer:
             self._log_best_on_resume(state)
             if state.get("feature_norm"):  # runs that predate FEATURE_NORM resume on raw features
                 set_model_norm(self.model, state["feature_norm"])
-            if ckpt is not self.ckpt:
+            if ema_missing:
                 self._reset_ema()
             return state
         state = fresh_state(self.cfg, self.alphabet)
@@ -425,6 +424,13 @@ class Trainer:
                  else "random initialization",
                  f"; averaging the weights (EMA_DECAY={self.tc.ema_decay:g})" if self.ema else "")
         return state
+
+    def _train_checkpoint(self, with_ema: bool) -> Any:
+        """The training checkpoint's objects: weights, optimizer, state and (EMA_DECAY) the average."""
+        import tensorflow as tf
+
+        return tf.train.Checkpoint(model=self.model, optimizer=self.opt, state=self.state_var,
+                                   **({"ema": self.ema} if with_ema else {}))
 
     def _reset_ema(self) -> None:
         """The average restarts at the current weights (a fresh run, a plateau's reload)."""
