@@ -9,8 +9,8 @@ greedy and with the scorer:
 
     python benchmarks/demo_outside.py --data-dir data --cv-dir <common-voice>/server/data/fr
 
-`--clips`, `--seed` and `--demo-clips` must match the demo (Makefile DEMO_CLIPS, seed 1) for the
-voices to be the demo's held-out ones. Prints CER/WER and writes `--json` if given.
+`--seed` must match the demo corpus's (1 in the Makefile) for the voices to be the demo's held-out
+ones (they depend on the seed alone, not on the corpus size). Prints CER/WER and writes `--json` if given.
 """
 from __future__ import annotations
 
@@ -61,13 +61,13 @@ def outside_sentences(lang: str, cv_dir: Path, count: int) -> list[str]:
     return out
 
 
-def heldout_voices(lang: str, demo_clips: int, seed: int) -> tuple[list[str], list[str]]:
-    """(test voices, train voices) of the demo corpus `make demo` synthesizes."""
+def heldout_voices(lang: str, seed: int) -> tuple[list[str], list[str]]:
+    """(test voices, train voices) of a demo corpus of this seed, whatever its size."""
     variants = mild_variants(distinct_variants(lang))
-    plan = plan_corpus(lang, demo_clips, seed, load_sentences(lang), variants)
+    plan = plan_corpus(lang, 1000, seed, load_sentences(lang), variants)
+    held = {c.voice.variant for c in plan if c.split != "train"}
     test = sorted({c.voice.variant for c in plan if c.split == "test"})
-    train = sorted({c.voice.variant for c in plan if c.split == "train"})
-    return test, train
+    return test, sorted(set(variants) - held)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="Common Voice sentence files of the language (server/data/<ll>)")
     ap.add_argument("--lang", default="fr")
     ap.add_argument("--clips", type=int, default=100, help="sentences to synthesize")
-    ap.add_argument("--demo-clips", type=int, default=1500, help="the demo corpus size (DEMO_CLIPS)")
     ap.add_argument("--seed", type=int, default=1, help="the demo corpus seed")
     ap.add_argument("--model", type=Path, default=None, help="default: the data dir's .tflite")
     ap.add_argument("--json", type=Path, default=None)
@@ -87,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     model_path = args.model or paths.output_graph_tflite
     pack = load_pack(args.lang)
     sentences = outside_sentences(args.lang, args.cv_dir, args.clips)
-    test_voices, train_voices = heldout_voices(args.lang, args.demo_clips, args.seed)
+    test_voices, train_voices = heldout_voices(args.lang, args.seed)
     assert not set(test_voices) & set(train_voices)
     rng = np.random.default_rng([args.seed, 16])
     model = load_model(model_path, threads=2)

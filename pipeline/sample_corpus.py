@@ -328,14 +328,17 @@ def plan_corpus(lang: str, clips: int, seed: int, sentences: Sequence[str],
         raise ConfigError(f"--clips must be at least 1 (got {clips})")
     if len(variants) < 3:
         raise PipelineError(f"only {len(variants)} distinct espeak-ng voices for {lang}; need at least 3")
+    # The held-out voices and sentences depend on the seed alone, so corpora of different sizes
+    # share their dev and test voices and sentence pools (their CERs compare); the rest on both.
+    held_rng = np.random.default_rng(seed)
     rng = np.random.default_rng([seed, clips])
     counts = _split_counts(clips)
-    order = list(rng.permutation(len(sentences)))
+    order = list(held_rng.permutation(len(sentences)))
     pool = [v for v in (heldout_candidates or variants) if v in variants]
     n_held = max(1, min(HELDOUT_VOICES_MAX, len(variants) // 10, len(pool) // 2))
     if len(pool) < 2:
         raise PipelineError(f"only {len(pool)} voices of {lang} may be held out; need at least 2")
-    held = [pool[i] for i in rng.permutation(len(pool))[:2 * n_held]]
+    held = [pool[i] for i in held_rng.permutation(len(pool))[:2 * n_held]]
     voice_pools = {"dev": held[:n_held], "test": held[n_held:],
                    "train": [v for v in variants if v not in held]}
     n_sent = {k: max(1, round(len(sentences) * f))

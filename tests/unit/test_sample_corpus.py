@@ -137,6 +137,11 @@ def test_plan_holds_out_whole_voices_and_sentences() -> None:
     assert sorted(c.index for c in plan) == list(range(1, 1001))
     assert plan == plan_corpus("fr", 1000, 1, sentences, variants)
     assert plan != plan_corpus("fr", 1000, 2, sentences, variants)
+    # A larger corpus of the same seed holds out the same voices and sentence pools.
+    bigger = plan_corpus("fr", 2500, 1, sentences, variants)
+    for split in ("dev", "test"):
+        assert {c.voice.variant for c in bigger if c.split == split} == variant_sets[split]
+        assert {c.sentence for c in bigger if c.split == split} >= {c.sentence for c in by[split]}
     mild = variants[::4]
     plan = plan_corpus("fr", 1000, 1, sentences, variants, heldout_candidates=mild)
     held = {c.voice.variant for c in plan if c.split != "train"}
