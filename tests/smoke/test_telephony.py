@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from pipeline.report.metrics import wer_cer
 from tests.helpers import REPO, require_kenlm, run_cli
 
 DATA = REPO / "tests/data"
@@ -82,7 +83,12 @@ def test_exported_models_carry_8k_and_run_in_the_legacy_runtimes(telephony: Path
     for runtime, name in (("deepspeech", "output_graph.pb"), ("deepspeech_tflite", "output_graph.tflite"),
                           ("stt", "output_graph.tflite")):
         res = transcribe(runtime, models / name, clips)
-        assert res.transcripts == ours[name], (runtime, res.transcripts, ours[name])
+        # The runtime reads the 8 kHz model as we do: the same transcripts, but for at most one
+        # near tie on one clip (TFLite 2.3's int8 kernels round differently from ours on some
+        # CPUs: 'hit' against 'hht' on an AMD EPYC); a wrong rate or window would garble them all.
+        same = sum(a == b for a, b in zip(res.transcripts, ours[name], strict=True))
+        assert same >= len(clips) - 1, (runtime, res.transcripts, ours[name])
+        assert wer_cer(ours[name], res.transcripts)[1] <= 0.05, (runtime, res.transcripts, ours[name])
 
 
 def test_transcribe_resamples_to_the_model_rate(telephony: Path) -> None:
