@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= data
 DEMO_LANG ?= fr
-DEMO_CLIPS ?= 1500
+DEMO_CLIPS ?= 3000
 PYTEST_ARGS ?=
 
 .PHONY: venv kenlm legacy-runtimes test test-all smoke lint reliability demo demo-digits clean-demo readme-vars bench container-test
