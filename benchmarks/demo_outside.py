@@ -39,8 +39,8 @@ from pipeline.sample_corpus import (  # noqa: E402
     distinct_variants,
     load_sentences,
     mild_variants,
-    plan_corpus,
     render_clip,
+    split_pools,
 )
 from pipeline.text.normalize import normalize  # noqa: E402
 from pipeline.transcribe import Transcriber, trained_on_normalized_levels  # noqa: E402
@@ -63,11 +63,8 @@ def outside_sentences(lang: str, cv_dir: Path, count: int) -> list[str]:
 
 def heldout_voices(lang: str, seed: int) -> tuple[list[str], list[str]]:
     """(test voices, train voices) of a demo corpus of this seed, whatever its size."""
-    variants = mild_variants(distinct_variants(lang))
-    plan = plan_corpus(lang, 1000, seed, load_sentences(lang), variants)
-    held = {c.voice.variant for c in plan if c.split != "train"}
-    test = sorted({c.voice.variant for c in plan if c.split == "test"})
-    return test, sorted(set(variants) - held)
+    voices, _ = split_pools(lang, seed, load_sentences(lang), mild_variants(distinct_variants(lang)))
+    return sorted(voices["test"]), sorted(voices["train"])
 
 
 def main(argv: list[str] | None = None) -> int:

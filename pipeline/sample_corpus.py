@@ -317,28 +317,20 @@ def _split_counts(clips: int) -> dict[str, int]:
     return {"train": clips - dev - test, "dev": dev, "test": test}
 
 
-def plan_corpus(lang: str, clips: int, seed: int, sentences: Sequence[str],
-                variants: Sequence[str], heldout_candidates: Sequence[str] | None = None) -> list[Clip]:
-    """Decide every clip: split, sentence, voice, noise seed. Pure function of its arguments.
-
-    dev and test get their own voice variants (drawn from `heldout_candidates`, default all) and
-    their own sentences, disjoint from train's and from each other's.
-    """
-    if clips < 1:
-        raise ConfigError(f"--clips must be at least 1 (got {clips})")
-    if len(variants) < 3:
-        raise PipelineError(f"only {len(variants)} distinct espeak-ng voices for {lang}; need at least 3")
-    # The held-out voices and sentences depend on the seed alone, so corpora of different sizes
-    # share their dev and test voices and sentence pools (their CERs compare); the rest on both.
-    held_rng = np.random.default_rng(seed)
-    rng = np.random.default_rng([seed, clips])
-    counts = _split_counts(clips)
-    order = list(held_rng.permutation(len(sentences)))
+def split_pools(lang: str, seed: int, sentences: Sequence[str], variants: Sequence[str],
+                heldout_candidates: Sequence[str] | None = None
+                ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(voice variants, sentences) per split. dev and test get their own voices (drawn from
+    `heldout_candidates`, default all) and sentences. They depend on the seed alone, not on the
+    corpus size, so corpora of different sizes share their held-out voices and sentence pools
+    (their CERs compare)."""
+    rng = np.random.default_rng(seed)
+    order = list(rng.permutation(len(sentences)))
     pool = [v for v in (heldout_candidates or variants) if v in variants]
     n_held = max(1, min(HELDOUT_VOICES_MAX, len(variants) // 10, len(pool) // 2))
     if len(pool) < 2:
         raise PipelineError(f"only {len(pool)} voices of {lang} may be held out; need at least 2")
-    held = [pool[i] for i in held_rng.permutation(len(pool))[:2 * n_held]]
+    held = [pool[i] for i in rng.permutation(len(pool))[:2 * n_held]]
     voice_pools = {"dev": held[:n_held], "test": held[n_held:],
                    "train": [v for v in variants if v not in held]}
     n_sent = {k: max(1, round(len(sentences) * f))
@@ -346,6 +338,23 @@ def plan_corpus(lang: str, clips: int, seed: int, sentences: Sequence[str],
     sentence_pools = {"dev": [sentences[i] for i in order[:n_sent["dev"]]],
                       "test": [sentences[i] for i in order[n_sent["dev"]:n_sent["dev"] + n_sent["test"]]],
                       "train": [sentences[i] for i in order[n_sent["dev"] + n_sent["test"]:]]}
+    return voice_pools, sentence_pools
+
+
+def plan_corpus(lang: str, clips: int, seed: int, sentences: Sequence[str],
+                variants: Sequence[str], heldout_candidates: Sequence[str] | None = None) -> list[Clip]:
+    """Decide every clip: split, sentence, voice, noise seed. Pure function of its arguments.
+
+    dev and test get their own voice variants and sentences (`split_pools`), disjoint from train's
+    and from each other's.
+    """
+    if clips < 1:
+        raise ConfigError(f"--clips must be at least 1 (got {clips})")
+    if len(variants) < 3:
+        raise PipelineError(f"only {len(variants)} distinct espeak-ng voices for {lang}; need at least 3")
+    rng = np.random.default_rng([seed, clips])
+    counts = _split_counts(clips)
+    voice_pools, sentence_pools = split_pools(lang, seed, sentences, variants, heldout_candidates)
     planned: list[tuple[str, str, Voice]] = []
     for split in SPLIT_FILES:
         pool = sentence_pools[split]
