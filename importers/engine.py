@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import gc
 import hashlib
 import json
@@ -143,10 +144,6 @@ def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
                   content_hash=content_hash, origin=row.origin, folded=norm.folded)
 
 
-def _process_star(args: tuple[SourceRow, RowSettings]) -> Sample | Rejection:
-    return process_row(*args)
-
-
 @contextlib.contextmanager
 def _worker_pool(workers: int, ctx: Any) -> Iterator[ProcessPoolExecutor]:
     """A process pool that stops cleanly when the caller's loop raises (disk full, a fault).
@@ -170,11 +167,10 @@ def run_rows(rows: Sequence[SourceRow], settings: RowSettings, workers: int,
              label: str = "convert") -> list[Sample | Rejection]:
     """`process_row` over `rows` in a process pool; results in input order."""
     results: list[Sample | Rejection] = []
-    tasks = ((r, settings) for r in rows)
     with Progress(len(rows), label, "clips") as prog:
         if workers <= 1 or len(rows) < 8:
-            for t in tasks:
-                results.append(_process_star(t))
+            for row in rows:
+                results.append(process_row(row, settings))
                 crashpoint("import.convert")  # after each converted clip (`:n` = after n clips)
                 prog.update()
             return results
@@ -186,7 +182,9 @@ def run_rows(rows: Sequence[SourceRow], settings: RowSettings, workers: int,
         gc.freeze()
         try:
             with _worker_pool(workers, ctx) as pool:
-                for res in pool.map(_process_star, tasks, chunksize=chunk):
+                # The settings travel once per chunk (inside the partial), not once per row.
+                convert = functools.partial(process_row, settings=settings)
+                for res in pool.map(convert, rows, chunksize=chunk):
                     results.append(res)
                     crashpoint("import.convert")
                     prog.update()
