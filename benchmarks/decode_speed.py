@@ -23,7 +23,7 @@ Prints CPU seconds per audio second, WER, CER, WER without out-of-vocabulary utt
 ratios against pyctcdecode, all from one run. Timing: process CPU time (both decoders are
 single-threaded; wall time on the shared 2-core machine measured the scheduler: our pass over the
 real outputs is ≈ 30 ms, and one preemption in it moved the ratio by 30 %), best of `--repeats`
-windows, decoders interleaved; each window of ours decodes the set several times so that it is
+windows, decoders interleaved in rotating order; each window of ours decodes the set several times so that it is
 about as long as pyctcdecode's (at least `--window` CPU seconds).
 Our decoder's transcripts are checked against its reference search (`Decoder.reference`: the best
 of all final hypotheses, the way it read results before); the run fails if any differs.
@@ -160,8 +160,11 @@ def real_emissions(texts: list[str], max_steps: int, work: Path) -> list[np.ndar
 def timed(fns: dict[str, Callable[[np.ndarray], str]], items: list[np.ndarray],
           repeats: int, window: float) -> dict[str, tuple[list[str], float]]:
     """Outputs and best CPU time per pass over `items` of each decoder. Repeats interleave the
-    decoders so a load change on the shared machine hits all of them (best = least disturbed);
-    a window holds as many passes as make it `window` CPU seconds long (at least one)."""
+    decoders so a load change on the shared machine hits all of them (best = least disturbed),
+    each repeat starting one decoder further along: the decoder timed first in a round read 3-10 %
+    slower than the same decoder timed later (measured with three identical instances), so no
+    decoder may always be first. A window holds as many passes as make it `window` CPU seconds
+    long (at least one)."""
     out: dict[str, tuple[list[str], float]] = {}
     passes: dict[str, int] = {}
     for name, fn in fns.items():
@@ -170,8 +173,10 @@ def timed(fns: dict[str, Callable[[np.ndarray], str]], items: list[np.ndarray],
         hyps = [fn(x) for x in items]
         passes[name] = max(1, math.ceil(window / max(time.process_time() - start, 1e-6)))
         out[name] = (hyps, float("inf"))
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    names = list(fns)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn = fns[name]
             start = time.process_time()
             for _ in range(passes[name]):
                 hyps = [fn(x) for x in items]
@@ -199,7 +204,7 @@ def run(label: str, test: list[str], probs: list[np.ndarray], binary: Path, scor
     py = build_ctcdecoder([*ALPHABET.labels, ""], kenlm_model_path=str(binary), unigrams=vocab,
                           alpha=args.alpha, beta=args.beta)
     print(f"{'beam':>5} {'decoder':<18} {'cpu s/aud s':>10} {'WER':>7} {'CER':>7} {'WER(iv)':>8} "
-          f"{'speed vs pyctcdecode':>21} {'2nd pass':>8}")
+          f"{'speed vs pyctcdecode':>21} {'2nd pass (searches)':>19}")
     for beam in [int(b) for b in args.beams.split(",")]:
         decoders = {name: Decoder(ALPHABET, scorer, args.alpha, args.beta, beam_width=beam, **kw)
                     for name, kw in VARIANTS.items()}
@@ -215,17 +220,18 @@ def run(label: str, test: list[str], probs: list[np.ndarray], binary: Path, scor
             CHECKS.append(same)
             print(f"   beam {beam}, {name}: transcripts equal to the reference search: {same}")
         second = {}
-        for name, d in decoders.items():  # utterances that took the second pass (untimed)
+        for name, d in decoders.items():  # utterances that took a second pass (untimed)
             d.rescued = 0
+            d.runs.clear()
             for p in probs:
                 d.decode(p)
-            second[name] = str(d.rescued)
+            second[name] = f"{d.rescued} ({sum(d.runs.values()) - len(probs)})"
         for name in ["pyctcdecode", *VARIANTS]:
             hyp, t = res[name]
             wer, cer = wer_cer(test, hyp)
             wer_iv, _ = wer_cer([test[i] for i in iv], [hyp[i] for i in iv])
             print(f"{beam:>5} {name:<18} {t / audio_s:>10.5f} {wer:>7.4f} {cer:>7.4f} "
-                  f"{wer_iv:>8.4f} {t_py / t:>20.1f}x {second.get(name, ''):>8}")
+                  f"{wer_iv:>8.4f} {t_py / t:>20.1f}x {second.get(name, ''):>19}")
 
 
 def main() -> None:
@@ -240,7 +246,7 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=0.931289039105002)
     ap.add_argument("--beta", type=float, default=1.1834137581510284)
     ap.add_argument("--beams", default="100,1024")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=4, help="timing rounds (at least one per decoder row)")
     ap.add_argument("--window", type=float, default=0.3, help="CPU seconds per timing window (at least)")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
                     help='extra row, e.g. \'t15={"pruning": {"beam_threshold": 15}, "rescue": null}\' '
