@@ -22,8 +22,7 @@ character) and 20-45 % of the frames go. Then two passes:
    acoustics, the sign of a hypothesis lost to pruning, or of a word outside the lexicon), the
    utterance is decoded again with `RESCUE_NARROW` (hypotheses within 20 nats, 12 characters per
    frame down to 12 nats below the best, at most 16 beams) and, if that result still fits as badly,
-   with `RESCUE` (the same on 32 beams); the best-scoring result is kept. A fast result more than
-   `RESCUE_DIRECT_FACTOR` times the gap off goes straight to `RESCUE`.
+   with `RESCUE` (the same on 32 beams); the best-scoring result is kept.
 `WIDE` (25 nats, every character, the full beam; no second pass needed) is the slow,
 ds_ctcdecoder-like search; `PYCTCDECODE_LIKE` is pyctcdecode's own pruning.
 """
@@ -84,11 +83,6 @@ PYCTCDECODE_LIKE = Pruning(beam_threshold=10.0, token_min_logp=-5.0, collapse=No
 # Nats per (merged) frame. Correct results whose LM fixed a few characters stay below ≈ 0.3 on the
 # benchmark's outputs; the fast pass's losses on the weak model of the legacy test were 0.48, 0.68.
 RESCUE_GAP = 0.4
-# RESCUE_NARROW is for near misses. A fast result over this many times the gap off lost more: the
-# narrow pass seldom brings it under RESCUE_GAP (on the benchmark's real outputs on an AMD EPYC
-# host: 0.98 -> 0.44, and RESCUE ran anyway), and RESCUE costs about two narrow passes, so such an
-# utterance goes to the last rescue pass directly. The legacy test's losses (0.48, 0.68) stay below.
-RESCUE_DIRECT_FACTOR = 2.0
 
 
 def greedy_decode(probs: np.ndarray, alphabet: Alphabet) -> str:
@@ -118,35 +112,64 @@ def collapse_runs(logp: np.ndarray, min_logp: float) -> np.ndarray:
     if n < 2:
         return logp
     best = logp.argmax(axis=1)
-    dominated = logp[np.arange(n), best] >= min_logp
-    starts = np.ones(n, dtype=bool)
-    starts[1:] = ~(dominated[1:] & dominated[:-1] & (best[1:] == best[:-1]))
-    if starts.all():
-        return logp
-    return np.maximum.reduceat(logp, np.flatnonzero(starts), axis=0)
+    starts = _run_starts(best, logp[np.arange(n), best], min_logp)
+    return logp if starts is None else np.maximum.reduceat(logp, starts, axis=0)
+
+
+def _run_starts(best: np.ndarray, top: np.ndarray, min_logp: float) -> np.ndarray | None:
+    """The first frame of each run (`collapse_runs`), from each frame's best class and its log
+    probability; None when no two frames merge."""
+    dominated = top >= min_logp
+    joined = dominated[1:] & dominated[:-1] & (best[1:] == best[:-1])
+    if not joined.any():
+        return None
+    return np.flatnonzero(np.concatenate(([True], ~joined)))
 
 
 def log_emissions(probs: np.ndarray, pruning: Pruning, space: int | None = None) -> np.ndarray:
     """ln(probs) as contiguous float32, runs merged and skipped characters at -1e9 (the blank is
     never skipped; the frame's best character never by `token_min_logp`)."""
+    return _emissions(probs, pruning, space, tail=False)[0]
+
+
+def _emissions(probs: np.ndarray, pruning: Pruning, space: int | None, tail: bool
+               ) -> tuple[np.ndarray, int, float]:
+    """(`log_emissions`, plus with `tail` one frame that certainly emits the space; its frame count
+    without the tail; the log-likelihood of its frame-wise best path). Each frame's best value is
+    found once and carried through the merge (a merged frame's best is its run's best), so the
+    search's input costs a handful of numpy calls (the fast pass of a short utterance is ≈ 0.5 ms)."""
     em = np.log(np.asarray(probs, dtype=np.float32) + _FLOOR)
-    if pruning.collapse is not None:
-        em = collapse_runs(em, math.log(pruning.collapse))
+    best = em.argmax(axis=1)
+    top = em[np.arange(len(em)), best]
+    if pruning.collapse is not None and len(em) >= 2:
+        starts = _run_starts(best, top, math.log(pruning.collapse))
+        if starts is not None:
+            em = np.maximum.reduceat(em, starts, axis=0)
+            top = np.maximum.reduceat(top, starts)
+    n = len(em)
+    out = np.empty((n + 1 if tail else n, em.shape[1]), dtype=np.float32)
+    body = out[:n]
     if pruning.token_min_logp is not None or pruning.token_margin is not None:
-        best = em.max(axis=1, keepdims=True)
-        floor = np.full_like(best, -np.inf)
+        floor = np.full(n, -np.inf, dtype=np.float32)
         if pruning.token_min_logp is not None:
-            floor = np.maximum(floor, np.minimum(pruning.token_min_logp, best))
+            floor = np.maximum(floor, np.minimum(pruning.token_min_logp, top))
         if pruning.token_margin is not None:
-            floor = np.maximum(floor, best - pruning.token_margin)
-        keep = em >= floor
+            floor = np.maximum(floor, top - pruning.token_margin)
+        keep = em >= floor[:, None]
         keep[:, -1] = True
-        em = np.where(keep, em, _PRUNED)
+        body.fill(_PRUNED)
+        np.copyto(body, em, where=keep)
         if space is not None:
             # A skipped space sorts after the other skipped characters: inside the decoder's
             # top_n it would still cost an LM lookup for every hypothesis ending a word.
-            em[~keep[:, space], space] = 2 * _PRUNED
-    return np.ascontiguousarray(em, dtype=np.float32)
+            body[~keep[:, space], space] = 2 * _PRUNED
+    else:
+        np.copyto(body, em)
+    if tail:
+        out[n] = -1e4
+        out[n, space] = 0.0
+    # the best value of every frame is kept, so the best path is the sum of the frames' best
+    return out, n, float(top.sum())
 
 
 class Decoder:
@@ -248,14 +271,10 @@ class Decoder:
 
     def _search(self, probs: np.ndarray, pruning: Pruning, decoder: Any) -> tuple[Any, float]:
         """Best result of one pass and its acoustic gap per frame to the frame-wise best path."""
-        em = log_emissions(probs, pruning, self.space)
-        n = len(em)
-        best_path = float(em.max(axis=1).sum())
-        if self._lm is not None and not self.utf8:
-            # One frame that certainly emits a space: completes and LM-scores the last word.
-            tail = np.full((1, self.num_classes), -1e4, dtype=np.float32)
-            tail[0, self.space] = 0.0
-            em = np.concatenate([em, tail])
+        # With the LM, one more frame that certainly emits a space completes and LM-scores the last
+        # word.
+        em, n, best_path = _emissions(probs, pruning, self.space,
+                                      tail=self._lm is not None and not self.utf8)
         # Only the best hypothesis: `decoder.decode()` returns every final beam as a Python object
         # (with its token path), which costs about as much as the search itself at beam 100. The
         # best is the same hypothesis as decode()[0] (the final beams are sorted by score, ties go
@@ -290,12 +309,9 @@ class Decoder:
                              f"{self.num_classes} (labels + blank)")
         best, gap = self._search(probs, *self._passes[0])
         self.runs[self._passes[0][0]] += 1
-        later = self._passes[1:]
-        if later and gap > self.rescue_gap:
+        if len(self._passes) > 1 and gap > self.rescue_gap:
             self.rescued += 1
-            if gap > RESCUE_DIRECT_FACTOR * self.rescue_gap:
-                later = later[-1:]
-        for pruning, decoder in later:
+        for pruning, decoder in self._passes[1:]:
             if gap <= self.rescue_gap:
                 break
             again, gap = self._search(probs, pruning, decoder)
