@@ -23,8 +23,8 @@ Prints CPU seconds per audio second, WER, CER, WER without out-of-vocabulary utt
 ratios against pyctcdecode, all from one run. Timing: process CPU time (both decoders are
 single-threaded; wall time on the shared 2-core machine measured the scheduler: our pass over the
 real outputs is ≈ 30 ms, and one preemption in it moved the ratio by 30 %), best of `--repeats`
-windows, decoders interleaved in rotating order; each window of ours decodes the set several times so that it is
-about as long as pyctcdecode's (at least `--window` CPU seconds).
+windows, decoders interleaved in rotating order; each window of ours decodes the set several times
+so that it is about as long as pyctcdecode's (at least `--window` CPU seconds).
 Our decoder's transcripts are checked against its reference search (`Decoder.reference`: the best
 of all final hypotheses, the way it read results before); the run fails if any differs.
 

@@ -155,11 +155,13 @@ def main() -> int:
                    ("ds", run_deepspeech, args.workers), ("ds1", run_deepspeech, 1)]
         for r in range(max(1, args.repeat)):
             # Each repeat starts one method further along, so none always follows the same one.
-            for k, fn, w in methods[r % 3:] + methods[:r % 3]:
+            for k, fn, w in methods[r % len(methods):] + methods[:r % len(methods)]:
                 wall, cpu = timed(fn, clips, root / f"{k}{r}", w)
                 best[k] = (min(best[k][0], wall), min(best[k][1], cpu))
-                if r > 0:  # only the first repeat's wavs are checked: the others' gigabyte of
-                    shutil.rmtree(root / f"{k}{r}")  # dirty pages would be written back under the next run
+                # Only the first repeat's wavs are checked; the others' (a gigabyte in all) would
+                # otherwise be written back to disk under the later runs.
+                if r > 0:
+                    shutil.rmtree(root / f"{k}{r}")
         checked = check_outputs(clips, seconds, root / "ours0", root / "ds0")
     t_ours, t_ds, t_ds1 = best["ours"][0], best["ds"][0], best["ds1"][0]
     n = args.clips
