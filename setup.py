@@ -24,7 +24,7 @@ setup(
     description="Train DeepSpeech-compatible speech-to-text models from open corpora",
     python_requires=">=3.11",
     packages=find_packages(include=["pipeline", "pipeline.*", "importers", "importers.*"]),
-    package_data={"pipeline": ["langs/*/*.toml", "langs/*/*.txt", "data/*"]},
+    package_data={"pipeline": ["langs/*/*.toml", "langs/*/*.txt", "data/*", "lm/*.cc"]},
     install_requires=_reqs("requirements.txt"),
     entry_points={"console_scripts": ["ds-pipeline=pipeline.cli:main"]},
 )

@@ -1,7 +1,9 @@
 """CTC decoding: greedy, and lexicon-constrained prefix beam search with the KenLM scorer.
 
-The beam search is flashlight-text's native `LexiconDecoder` (C++, no torch), configured to behave
-like DeepSpeech's `ds_ctcdecoder` (reference deepspeech-0.9.md §7.3):
+The beam search is flashlight-text's `LexiconDecoder` algorithm (C++, no torch), configured to
+behave like DeepSpeech's `ds_ctcdecoder` (reference deepspeech-0.9.md §7.3); for word scorers it runs
+in our own restatement of it (`ctc_search`, the same results in about half the time) when that
+library is built, else in flashlight-text itself:
 - the lexicon is the scorer's own word trie (read back from the `.scorer` package), each word spelled
   with its characters followed by the space label, so output is restricted to in-vocabulary words;
 - each completed word adds alpha·ln P_LM(word | history) + beta. flashlight's KenLM wrapper returns
@@ -42,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.lm.ctc_search import CtcSearch, SearchPass, open_search
 from pipeline.procs import die_with_parent
 from pipeline.text.alphabet import Alphabet, is_bytes_mode
 
@@ -69,8 +72,9 @@ WIDE = Pruning(beam_threshold=25.0)
 FAST = Pruning(beam_threshold=10.0, top_n=6, token_margin=10.0)
 # The second pass for suspicious utterances: nearly ds_ctcdecoder's breadth on a narrow beam; it
 # recovers what the fast pass pruned (tests/lm/test_decode_speed.py) and, with it, the legacy
-# runtimes' transcripts on a weak model (tests/export/test_export_legacy.py; there 16 beams, a
-# 15-nat threshold or a 10-nat character margin lost words).
+# runtimes' transcripts on a replica of the weak model of tests/export/test_export_legacy.py (there
+# 16 beams, a 15-nat threshold or a 10-nat character margin lost words; `transcribe`, which that
+# test runs, now searches with WIDE).
 RESCUE = Pruning(beam_threshold=20.0, top_n=12, token_margin=12.0, max_beams=32)
 # Tried before RESCUE: the same breadth on half the beams, a third cheaper. On the benchmark's real
 # outputs on one host it found RESCUE's transcript for every utterance sent to a second pass (on
@@ -179,7 +183,7 @@ class Decoder:
     def __init__(self, alphabet: Alphabet, scorer_path: Path | None, alpha: float, beta: float,
                  beam_width: int, cutoff_top_n: int = 40, pruning: Pruning = FAST,
                  rescue: Pruning | Sequence[Pruning] | None = RESCUES, rescue_gap: float = RESCUE_GAP,
-                 model_name: str = "the model") -> None:
+                 model_name: str = "the model", reference: bool = False) -> None:
         from flashlight.lib.text import decoder as fl
         from flashlight.lib.text.decoder.kenlm import KenLM
         from flashlight.lib.text.dictionary import Dictionary
@@ -203,9 +207,8 @@ class Decoder:
         self.utf8 = False
         self.rescued = 0  # utterances decoded a second time (for benchmarks and logs)
         self.runs: Counter[Pruning] = Counter()  # searches made with each pass's pruning
-        # True: read the best result from the list of all final hypotheses (the slower way this
-        # module used to; tests and benchmarks/decode_speed.py check both give the same text).
-        self.reference = False
+        self._reference = reference
+        self._native: CtcSearch | None = None
         if self.scorer_path is not None:
             from pipeline.lm.scorer import check_scorer_mode, read_scorer, vocabulary
 
@@ -223,12 +226,8 @@ class Decoder:
                 # "hehe"); bytes go through the lexicon-free search and `_Utf8Characters` instead.
                 self._spellings = {tuple(alphabet.encode(w)): i for i, w in enumerate(self.words)}
             else:
-                start = self._lm.start(False)
-                self._trie = fl.Trie(self.num_classes, self.space)
-                for idx, word in enumerate(self.words):
-                    _, score = self._lm.score(start, idx)
-                    self._trie.insert([*alphabet.encode(word), self.space], idx, score)
-                self._trie.smear(fl.SmearingMode.MAX)
+                self._native = open_search(self.scorer_path, self.words, self._lexicon(),
+                                           self.space, self.blank)
         self.alpha = float(alpha)
         self.beta = float(beta)
         self._passes: list[tuple[Pruning, Any]] = []
@@ -251,12 +250,41 @@ class Decoder:
             lm = _utf8_characters(fl, self._lm, self._spellings, alpha * LN10, beta)
             # the decoder holds the LM by a C++ pointer: keep the Python object alive with it
             return _KeepAlive(fl.LexiconFreeDecoder(opts, lm, self.space, self.blank, []), lm)
+        if self._native is not None and not self._reference:
+            return SearchPass(self._native, beams, top_n, pruning.beam_threshold, alpha * LN10, beta)
         opts = fl.LexiconDecoderOptions(
             beam_size=beams, beam_size_token=top_n,
             beam_threshold=pruning.beam_threshold, lm_weight=alpha * LN10, word_score=beta,
             unk_score=-math.inf, sil_score=0.0, log_add=True, criterion_type=fl.CriterionType.CTC)
-        return fl.LexiconDecoder(opts, self._trie, self._lm, self.space, self.blank, self._unk, [],
-                                 False)
+        return fl.LexiconDecoder(opts, self._flashlight_trie(), self._lm, self.space, self.blank,
+                                 self._unk, [], False)
+
+    @property
+    def reference(self) -> bool:
+        """True: search with flashlight-text and read the best result from its list of all final
+        hypotheses (the reference the native search and the faster readout are checked against, in
+        tests and benchmarks/decode_speed.py)."""
+        return self._reference
+
+    @reference.setter
+    def reference(self, value: bool) -> None:
+        self._reference = bool(value)
+        self.set_weights(self.alpha, self.beta)
+
+    def _lexicon(self) -> list[list[int]]:
+        """Each word spelled with its characters and the space that completes it."""
+        return [[*self.alphabet.encode(word), self.space] for word in self.words]
+
+    def _flashlight_trie(self) -> Any:
+        if self._trie is None:
+            fl = self._fl
+            start = self._lm.start(False)
+            self._trie = fl.Trie(self.num_classes, self.space)
+            for idx, spelling in enumerate(self._lexicon()):
+                _, score = self._lm.score(start, idx)
+                self._trie.insert(spelling, idx, score)
+            self._trie.smear(fl.SmearingMode.MAX)
+        return self._trie
 
     def set_weights(self, alpha: float, beta: float) -> None:
         """Change alpha/beta without reloading the LM or the lexicon (used by lm_optimize)."""
@@ -272,6 +300,10 @@ class Decoder:
         # word.
         em, n, best_path = _emissions(probs, pruning, self.space,
                                       tail=self._lm is not None and not self.utf8)
+        if isinstance(decoder, SearchPass):
+            found = decoder(em)
+            return (found, (best_path - found.emittingModelScore) / n) if found is not None \
+                else (None, 0.0)
         # Only the best hypothesis: `decoder.decode()` returns every final beam as a Python object
         # (with its token path), which costs about as much as the search itself at beam 100. The
         # best is the same hypothesis as decode()[0] (the final beams are sorted by score, ties go
