@@ -194,6 +194,13 @@ from pipeline.stages.preflight import check_gpu
 sys.exit(check_gpu())' 2>&1 | grep -v -E '^(I|W|E)0000 |^WARNING: All log messages' | tee "$logdir/gpu.txt"
 grep -q 'no GPU visible: training on CPU' "$logdir/gpu.txt" || fail "no CPU-fallback warning"
 
+step "the native beam search is in the image and built from the packaged source"
+crun --data "$data" --entrypoint python -- -c \
+  'from pipeline.lm import ctc_search
+lib, why = ctc_search.load()
+print("native beam search:", "loaded" if lib else why)' | tee "$logdir/ctc_search.txt"
+grep -q '^native beam search: loaded' "$logdir/ctc_search.txt" || fail "the native beam search does not load"
+
 step "transfer checkpoint: read-only mount at /transfer-checkpoint"
 ckpt="$work/transfer-checkpoint"
 mkdir -p "$ckpt"
