@@ -260,7 +260,8 @@ class LmConfig:
     lm_beta: float = var(1.1834137581510284, "LM_BETA", "word insertion bonus in beam search",
                          min=-100.0, max=100.0)
     lm_top_k: int = var(500000, "LM_TOP_K", "LM vocabulary size (most frequent words kept)", min=1)
-    lm_order: int = var(4, "LM_ORDER", "n-gram order of the KenLM model", min=1, max=9)
+    lm_order: int = var(4, "LM_ORDER", "n-gram order of the KenLM model (KenLM is built for at most 6)",
+                        min=1, max=6)
     lm_prune: str = var("0|0|1", "LM_PRUNE", "lmplz --prune thresholds, '|'-separated",
                         check=_check_prune)
     lm_memory: str = var("1G", "LM_MEMORY", "lmplz --memory as a size (e.g. 512M, 4G), not a %",
