@@ -84,7 +84,8 @@ trap cleanup EXIT
 # rebuild re-hashes the 2.5 GB venv layer (minutes on a busy machine).
 inputs="$( { printf '%s\n' "$base_image" "$tf_package"
              find Dockerfile.train Dockerfile_lang.train .dockerignore setup.py requirements.txt constraints-gpu.txt pipeline \
-               importers env_files -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; } |
+               importers env_files scripts/build_ctc_search.sh -type f ! -name '*.pyc' -print0 | sort -z |
+               xargs -0 sha256sum; } |
            sha256sum | cut -c1-16)"
 if [ "$engine" = docker ]; then
   built="$(docker image inspect --format '{{index .Config.Labels "ds-pipeline.test-inputs"}}' "$lang_tag" 2>/dev/null || true)"
