@@ -82,10 +82,15 @@ def pipe_through_tool(argv: Sequence[str | os.PathLike[str]], stdout: IO[bytes])
                                     f"{' '.join(args)}\n{tail}")
 
 
+def kenlm_build_cache() -> Path:
+    """Where scripts/build_kenlm.sh puts what it builds: `bin/` (KenLM's tools), `lib/` (the native
+    beam search)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ds-pipeline" / "kenlm"
+
+
 def default_tool_dirs() -> list[Path]:
     """Where KenLM binaries are looked for after KENLM_BIN: the build cache of scripts/build_kenlm.sh."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return [cache / "ds-pipeline" / "kenlm" / "bin", Path("/usr/local/bin")]
+    return [kenlm_build_cache() / "bin", Path("/usr/local/bin")]
 
 
 def find_tool(name: str, extra_dirs: Sequence[str | os.PathLike[str]] = ()) -> Path | None:

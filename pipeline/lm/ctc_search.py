@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pipeline.tools import kenlm_build_cache
+
 log = logging.getLogger(__name__)
 
 LIB_NAME = "libds_ctc_search.so"
@@ -46,8 +48,7 @@ class Hypothesis(NamedTuple):
 
 def lib_dirs() -> list[Path]:
     """Where the library is looked for: scripts/build_kenlm.sh's cache, then the Docker image's."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return [cache / "ds-pipeline" / "kenlm" / "lib", Path("/usr/local/lib/ds-pipeline")]
+    return [kenlm_build_cache() / "lib", Path("/usr/local/lib/ds-pipeline")]
 
 
 @functools.cache
