@@ -9,7 +9,8 @@
 // (tests/lm/test_ctc_search.py checks it against flashlight-text). What differs is how: hypotheses
 // are plain values, word histories are a tree of indices (hypotheses merge only when their whole
 // word history is the same, as in flashlight and ds_ctcdecoder), LM scores are cached per history
-// and word, and equal states are found by an open-addressing hash instead of a sort.
+// and word, equal states are found by an open-addressing hash instead of a sort, and the trie is
+// a few flat arrays.
 // Characters the caller pruned (log probability <= -1e8) are skipped: they can never be within the
 // beam threshold of the blank, which is never pruned.
 #include <algorithm>
@@ -36,11 +37,91 @@ const int kMaxClasses = 1 << 13;   // the state key's token field
 const size_t kMaxHistories = 1u << 24;
 const size_t kMaxNodes = 1u << 26;
 
-struct Node {
-  std::vector<std::pair<int, int>> children;  // (token, node), sorted by token
-  std::vector<int> words;
-  std::vector<float> scores;  // log10 P(word | <s>) of each word ending here
-  float max_score = -std::numeric_limits<float>::infinity();  // the best below (smearing)
+// The lexicon trie in flat arrays (a 500 k-word vocabulary: tens of MB, not hundreds): node n's
+// children are edge_token/edge_node[child_begin[n] .. child_begin[n + 1]) sorted by token, the
+// words ending at it word_id[word_begin[n] .. word_begin[n + 1]); parents are numbered first.
+struct Trie {
+  std::vector<int32_t> child_begin, edge_token, edge_node, word_begin, word_id;
+  std::vector<float> max_score;  // the best log10 P(word | <s>) at or below the node (smearing)
+  std::vector<int32_t> root_child;  // the root's child by token (-1: none)
+
+  bool has_children(int n) const { return child_begin[n] < child_begin[n + 1]; }
+  int child(int n, int token) const {
+    if (n == 0) return root_child[token];
+    for (int k = child_begin[n]; k < child_begin[n + 1]; ++k)
+      if (edge_token[k] == token) return edge_node[k];
+    return -1;
+  }
+};
+
+// Builds a Trie from words inserted one by one (edges and words in linked lists until `finish`).
+struct TrieBuilder {
+  std::vector<int32_t> first_edge{-1}, first_word{-1};  // per node; node 0: the root
+  std::vector<int32_t> edge_token, edge_node, edge_next, word_id, word_next;
+  std::vector<float> word_score;
+
+  int child(int n, int token) const {
+    for (int e = first_edge[n]; e >= 0; e = edge_next[e])
+      if (edge_token[e] == token) return edge_node[e];
+    return -1;
+  }
+  void insert(const int* tokens, int length, int word, float score) {
+    int n = 0;
+    for (int k = 0; k < length; ++k) {
+      int c = child(n, tokens[k]);
+      if (c < 0) {
+        c = static_cast<int>(first_edge.size());
+        first_edge.push_back(-1);
+        first_word.push_back(-1);
+        edge_token.push_back(tokens[k]);
+        edge_node.push_back(c);
+        edge_next.push_back(first_edge[n]);
+        first_edge[n] = static_cast<int>(edge_token.size()) - 1;
+      }
+      n = c;
+    }
+    word_id.push_back(word);
+    word_score.push_back(score);
+    word_next.push_back(first_word[n]);
+    first_word[n] = static_cast<int>(word_id.size()) - 1;
+  }
+  size_t size() const { return first_edge.size(); }
+  Trie finish(int n_classes) const {
+    const size_t n_nodes = size();
+    Trie t;
+    t.child_begin.assign(n_nodes + 1, 0);
+    t.word_begin.assign(n_nodes + 1, 0);
+    t.max_score.assign(n_nodes, -std::numeric_limits<float>::infinity());
+    std::vector<std::pair<int, int>> kids;
+    std::vector<int> ws;
+    for (size_t n = 0; n < n_nodes; ++n) {
+      kids.clear();
+      for (int e = first_edge[n]; e >= 0; e = edge_next[e])
+        kids.emplace_back(edge_token[e], edge_node[e]);
+      std::sort(kids.begin(), kids.end());
+      for (const auto& k : kids) {
+        t.edge_token.push_back(k.first);
+        t.edge_node.push_back(k.second);
+      }
+      t.child_begin[n + 1] = static_cast<int32_t>(t.edge_token.size());
+      ws.clear();
+      for (int w = first_word[n]; w >= 0; w = word_next[w]) {
+        ws.push_back(word_id[w]);
+        t.max_score[n] = std::max(t.max_score[n], word_score[w]);
+      }
+      std::reverse(ws.begin(), ws.end());  // in insertion order
+      t.word_id.insert(t.word_id.end(), ws.begin(), ws.end());
+      t.word_begin[n + 1] = static_cast<int32_t>(t.word_id.size());
+    }
+    // children are numbered after their parents: one backward sweep smears the maxima upwards
+    for (size_t n = n_nodes; n-- > 0;)
+      for (int k = t.child_begin[n]; k < t.child_begin[n + 1]; ++k)
+        t.max_score[n] = std::max(t.max_score[n], t.max_score[t.edge_node[k]]);
+    t.root_child.assign(n_classes, -1);
+    for (int k = t.child_begin[0]; k < t.child_begin[1]; ++k)
+      t.root_child[t.edge_token[k]] = t.edge_node[k];
+    return t;
+  }
 };
 
 struct Hyp {
@@ -58,12 +139,12 @@ struct History {
 struct Search {
   lm::base::Model* model = nullptr;
   std::vector<lm::WordIndex> lm_index;  // our word id -> KenLM vocabulary id
-  std::vector<Node> nodes;              // nodes[0]: the root
-  std::vector<int> root_children;       // the root's child by token (-1: none)
+  Trie trie;
   int space = 0, blank = 0;
   // per utterance
   std::vector<History> hist;
-  std::unordered_map<uint64_t, std::pair<int, float>> cache;  // (history, word) -> (history, log10 p)
+  // (history, word) -> (the history it makes, log10 p)
+  std::unordered_map<uint64_t, std::pair<int, float>> cache;
   std::vector<Hyp> hyps, prev, cands;
   std::vector<int> order, group_next, group_tail, members, top;
   std::vector<uint64_t> slot_key;  // open addressing: (state key, first candidate of its group)
@@ -84,24 +165,6 @@ struct Search {
     auto res = std::make_pair(static_cast<int>(hist.size()) - 1, p);
     cache.emplace(key, res);
     return res;
-  }
-
-  void smear(int n) {
-    float m = -std::numeric_limits<float>::infinity();
-    for (float s : nodes[n].scores) m = std::max(m, s);
-    for (size_t k = 0; k < nodes[n].children.size(); ++k) {
-      int c = nodes[n].children[k].second;
-      smear(c);
-      m = std::max(m, nodes[c].max_score);
-    }
-    nodes[n].max_score = m;
-  }
-
-  int child(int n, int token) const {
-    if (n == 0 && !root_children.empty()) return root_children[token];
-    for (const auto& c : nodes[n].children)
-      if (c.first == token) return c.second;
-    return -1;
   }
 
   // A candidate is kept while it is within `threshold` of the best seen so far in this frame.
@@ -202,19 +265,19 @@ struct Search {
     double best = kNegInf;
     for (const Hyp& p : prev) {
       // in float, as flashlight: the smeared scores and LM scores are floats
-      const float lex_max = p.node == 0 ? 0.0f : nodes[p.node].max_score;
+      const float lex_max = p.node == 0 ? 0.0f : trie.max_score[p.node];
       for (int n : top) {
-        const int c = child(p.node, n);
+        const int c = trie.child(p.node, n);
         if (c < 0) continue;
-        const Node& lex = nodes[c];
         const double am = row[n];
         const double base = p.score + am;
-        if ((p.prev_blank || n != p.token) && !lex.children.empty()) {
-          const double lm = static_cast<float>(lex.max_score - lex_max);
+        if ((p.prev_blank || n != p.token) && trie.has_children(c)) {
+          const double lm = static_cast<float>(trie.max_score[c] - lex_max);
           add(cands, best, threshold,
               Hyp{base + lm_weight * lm, p.am + am, p.lm + lm, p.hist, c, n, false});
         }
-        for (int w : lex.words) {
+        for (int k = trie.word_begin[c]; k < trie.word_begin[c + 1]; ++k) {
+          const int w = trie.word_id[k];
           if (p.node == 0 && p.token == n) continue;  // a one-character word needs a blank between
           const auto sc = score(p.hist, w);
           const double lm = static_cast<float>(sc.second - lex_max);
@@ -261,13 +324,11 @@ void* dsctc_new(const char* lm_path, int n_words, const char* const* words, cons
     s->blank = blank;
     const lm::base::Vocabulary& vocab = s->model->BaseVocabulary();
     s->lm_index.resize(n_words);
-    s->nodes.emplace_back();
+    TrieBuilder built;
     lm::ngram::State start, out;
     s->model->BeginSentenceWrite(&start);
     for (int w = 0; w < n_words; ++w) {
       s->lm_index[w] = vocab.Index(words[w]);
-      const float p = s->model->BaseScore(&start, s->lm_index[w], &out);
-      int n = 0;
       for (int k = offsets[w]; k < offsets[w + 1]; ++k) {
         if (tokens[k] < 0 || tokens[k] >= kMaxClasses) {
           std::snprintf(err, errlen, "token %d of word %d is outside 0..%d", tokens[k], w,
@@ -275,28 +336,17 @@ void* dsctc_new(const char* lm_path, int n_words, const char* const* words, cons
           dsctc_free(s);
           return nullptr;
         }
-        int c = s->child(n, tokens[k]);
-        if (c < 0) {
-          c = static_cast<int>(s->nodes.size());
-          s->nodes.emplace_back();
-          auto& ch = s->nodes[n].children;
-          ch.insert(std::upper_bound(ch.begin(), ch.end(), std::make_pair(tokens[k], -1)),
-                    std::make_pair(tokens[k], c));
-        }
-        n = c;
       }
-      s->nodes[n].words.push_back(w);
-      s->nodes[n].scores.push_back(p);
+      built.insert(tokens + offsets[w], offsets[w + 1] - offsets[w], w,
+                   s->model->BaseScore(&start, s->lm_index[w], &out));
+      if (built.size() >= kMaxNodes) {
+        std::snprintf(err, errlen, "the lexicon has over %zu trie nodes, more than supported",
+                      kMaxNodes - 1);
+        dsctc_free(s);
+        return nullptr;
+      }
     }
-    if (s->nodes.size() >= kMaxNodes) {
-      std::snprintf(err, errlen, "the lexicon has %zu trie nodes, at most %zu are supported",
-                    s->nodes.size(), kMaxNodes - 1);
-      dsctc_free(s);
-      return nullptr;
-    }
-    s->smear(0);
-    s->root_children.assign(kMaxClasses, -1);
-    for (const auto& c : s->nodes[0].children) s->root_children[c.first] = c.second;
+    s->trie = built.finish(kMaxClasses);
   } catch (const std::exception& ex) {
     std::snprintf(err, errlen, "%s", ex.what());
     dsctc_free(s);
