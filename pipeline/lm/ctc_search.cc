@@ -125,7 +125,7 @@ struct TrieBuilder {
 };
 
 struct Hyp {
-  double score, am, lm;
+  double score, am;  // total and acoustic (emitting model) log-likelihood
   int hist, node, token;  // hist: the word history (and LM state); node: in the lexicon trie
   bool prev_blank;
 };
@@ -273,25 +273,23 @@ struct Search {
         const double base = p.score + am;
         if ((p.prev_blank || n != p.token) && trie.has_children(c)) {
           const double lm = static_cast<float>(trie.max_score[c] - lex_max);
-          add(cands, best, threshold,
-              Hyp{base + lm_weight * lm, p.am + am, p.lm + lm, p.hist, c, n, false});
+          add(cands, best, threshold, Hyp{base + lm_weight * lm, p.am + am, p.hist, c, n, false});
         }
+        if (p.node == 0 && p.token == n) continue;  // a one-character word needs a blank between
         for (int k = trie.word_begin[c]; k < trie.word_begin[c + 1]; ++k) {
-          const int w = trie.word_id[k];
-          if (p.node == 0 && p.token == n) continue;  // a one-character word needs a blank between
-          const auto sc = score(p.hist, w);
+          const auto sc = score(p.hist, trie.word_id[k]);
           const double lm = static_cast<float>(sc.second - lex_max);
           add(cands, best, threshold,
-              Hyp{base + lm_weight * lm + word_score, p.am + am, p.lm + lm, sc.first, 0, n, false});
+              Hyp{base + lm_weight * lm + word_score, p.am + am, sc.first, 0, n, false});
         }
       }
       if (!p.prev_blank || p.node == 0) {
         const int n = p.node == 0 ? space : p.token;
         const double am = row[n];
-        add(cands, best, threshold, Hyp{p.score + am, p.am + am, p.lm, p.hist, p.node, n, false});
+        add(cands, best, threshold, Hyp{p.score + am, p.am + am, p.hist, p.node, n, false});
       }
       const double am = row[blank];
-      add(cands, best, threshold, Hyp{p.score + am, p.am + am, p.lm, p.hist, p.node, blank, true});
+      add(cands, best, threshold, Hyp{p.score + am, p.am + am, p.hist, p.node, blank, true});
     }
     store(best, threshold, beam);
   }
@@ -370,7 +368,7 @@ int dsctc_decode(void* handle, const float* em, int T, int N, int beam, int top_
     s.hyps.clear();
     s.hist.push_back(History{-1, -1, {}});
     s.model->BeginSentenceWrite(&s.hist[0].state);
-    s.hyps.push_back(Hyp{0.0, 0.0, 0.0, 0, 0, s.space, false});
+    s.hyps.push_back(Hyp{0.0, 0.0, 0, 0, s.space, false});
     for (int t = 0; t < T; ++t) {
       s.step(em + static_cast<size_t>(t) * N, N, beam, top_n, threshold, lm_weight, word_score);
       if (s.hyps.empty()) return -1;
@@ -386,8 +384,7 @@ int dsctc_decode(void* handle, const float* em, int T, int N, int beam, int top_
       if (boundary && p.node != 0) continue;
       const auto sc = s.score(p.hist, -1);
       Search::add(s.cands, best, threshold,
-                  Hyp{p.score + lm_weight * sc.second, p.am, p.lm + sc.second, sc.first, p.node,
-                      s.space, false});
+                  Hyp{p.score + lm_weight * sc.second, p.am, sc.first, p.node, s.space, false});
     }
     s.store(best, threshold, beam);
     const Hyp* top = nullptr;

@@ -65,6 +65,41 @@ def emissions(text: str, alphabet: Alphabet = ALPHABET, frames_per_char: int = 2
     return np.asarray(rows, dtype=np.float32)
 
 
+def peaky(text: str, gap: int = 4, silence: int = 30, spike: int = 2,
+          hints: dict[int, tuple[str, float]] | None = None) -> np.ndarray:
+    """A confident model's output: silence, per character `spike` frames (p 0.99995) then `gap`
+    blank frames (p_blank 0.99995), silence. `hints` maps a character position to (character,
+    probability): that character replaces the spike by a faint hint inside the preceding gap."""
+    rng = np.random.default_rng(0)
+    rows: list[np.ndarray] = []
+    blank = ALPHABET.num_classes - 1
+
+    def frame(cls: int, others: dict[int, float] | None = None) -> None:
+        p = rng.uniform(0.5, 1.5, ALPHABET.num_classes)
+        p *= 5e-5 / p.sum()
+        for k, v in (others or {}).items():
+            p[k] = v
+        p[cls] = 1.0 - (p.sum() - p[cls])
+        rows.append(p)
+
+    for _ in range(silence):
+        frame(blank)
+    for i, ch in enumerate(text):
+        if hints and i in hints:
+            other, q = hints[i]
+            rows[-1] = rows[-1].copy()
+            rows[-1][ALPHABET.encode(other)[0]] = q
+            rows[-1][blank] = 1.0 - (rows[-1].sum() - rows[-1][blank])
+        else:
+            for _ in range(spike):
+                frame(ALPHABET.encode(ch)[0])
+        for _ in range(gap):
+            frame(blank)
+    for _ in range(silence):
+        frame(blank)
+    return np.asarray(rows, dtype=np.float32)
+
+
 def write_transcript_csv(path: Path, transcripts: list[str]) -> None:
     """A DeepSpeech CSV of `transcripts` (clips/<i>.wav, no audio behind it)."""
     from pipeline.corpus_csv import write_rows

@@ -15,8 +15,7 @@ from pipeline.lm.decode import FAST, PYCTCDECODE_LIKE, RESCUE, RESCUE_NARROW, WI
 from pipeline.lm.scorer import read_scorer
 from pipeline.text.alphabet import Alphabet
 from pipeline.tools import find_tool
-from tests.lm.helpers import ALPHABET, emissions
-from tests.lm.test_decode_speed import peaky
+from tests.lm.helpers import ALPHABET, emissions, peaky
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "deepspeech_smoke"
 EN = Alphabet(tuple(" abcdefghijklmnopqrstuvwxyz'"))
