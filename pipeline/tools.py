@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import hashlib
 import logging
 import os
 import shutil
@@ -84,8 +86,39 @@ def pipe_through_tool(argv: Sequence[str | os.PathLike[str]], stdout: IO[bytes])
 
 def kenlm_build_cache() -> Path:
     """Where scripts/build_kenlm.sh puts what it builds: `bin/` (KenLM's tools), `lib/` (the native
-    beam search)."""
+    beam search; scripts/build_mpg123.sh's decoder too)."""
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ds-pipeline" / "kenlm"
+
+
+def native_lib_dirs() -> list[Path]:
+    """Where the project's own native libraries are looked for: the build cache, then the Docker
+    image's folder."""
+    return [kenlm_build_cache() / "lib", Path("/usr/local/lib/ds-pipeline")]
+
+
+def load_stamped_library(name: str, source: Path, env: str, sha_symbol: str
+                         ) -> tuple[ctypes.CDLL | None, str]:
+    """(library, "") or (None, why not) for the native library `name` built from `source`: the
+    file $`env` names, else the first of native_lib_dirs() holding it; `env`=0 turns it off. Its
+    exported `sha_symbol`() must return the SHA-256 of `source` as installed, so a library built
+    from another version of it is never used."""
+    setting = os.environ.get(env, "")
+    if setting == "0":
+        return None, f"{env}=0"
+    paths = [Path(setting)] if setting else [d / name for d in native_lib_dirs()]
+    found = next((p for p in paths if p.is_file()), None)
+    if found is None:
+        return None, f"{name} not found in {', '.join(str(p.parent) for p in paths)}"
+    try:
+        lib = ctypes.CDLL(str(found))
+        stamp = getattr(lib, sha_symbol)
+        stamp.restype = ctypes.c_char_p
+        built_from = stamp().decode()
+    except (OSError, AttributeError) as e:
+        return None, f"{found} does not load: {e}"
+    if built_from != hashlib.sha256(source.read_bytes()).hexdigest():
+        return None, f"{found} was built from another version of {source.name}"
+    return lib, ""
 
 
 def default_tool_dirs() -> list[Path]:

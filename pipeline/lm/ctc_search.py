@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pipeline.tools import kenlm_build_cache
+from pipeline.tools import load_stamped_library
 
 log = logging.getLogger(__name__)
 
@@ -46,29 +44,12 @@ class Hypothesis(NamedTuple):
     words: list[int]
 
 
-def lib_dirs() -> list[Path]:
-    """Where the library is looked for: scripts/build_kenlm.sh's cache, then the Docker image's."""
-    return [kenlm_build_cache() / "lib", Path("/usr/local/lib/ds-pipeline")]
-
-
 @functools.cache
 def load() -> tuple[ctypes.CDLL | None, str]:
     """(the library, "") or (None, why not)."""
-    setting = os.environ.get(ENV, "")
-    if setting == "0":
-        return None, f"{ENV}=0"
-    paths = [Path(setting)] if setting else [d / LIB_NAME for d in lib_dirs()]
-    found = next((p for p in paths if p.is_file()), None)
-    if found is None:
-        return None, f"{LIB_NAME} not found in {', '.join(str(p.parent) for p in paths)}"
-    try:
-        lib = ctypes.CDLL(str(found))
-        lib.dsctc_source_sha.restype = ctypes.c_char_p
-        built_from = lib.dsctc_source_sha().decode()
-    except (OSError, AttributeError) as e:
-        return None, f"{found} does not load: {e}"
-    if built_from != hashlib.sha256(SOURCE.read_bytes()).hexdigest():
-        return None, f"{found} was built from another version of {SOURCE.name}"
+    lib, why = load_stamped_library(LIB_NAME, SOURCE, ENV, "dsctc_source_sha")
+    if lib is None:
+        return None, why
     c = ctypes
     lib.dsctc_new.restype = c.c_void_p
     lib.dsctc_new.argtypes = [c.c_char_p, c.c_int, c.POINTER(c.c_char_p), c.c_void_p, c.c_void_p,

@@ -3,6 +3,7 @@ restates: the same best hypothesis, total and acoustic score, for every pass's p
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -14,7 +15,7 @@ from pipeline.lm import ctc_search
 from pipeline.lm.decode import FAST, PYCTCDECODE_LIKE, RESCUE, RESCUE_NARROW, WIDE, Decoder, Pruning
 from pipeline.lm.scorer import read_scorer
 from pipeline.text.alphabet import Alphabet
-from pipeline.tools import find_tool
+from pipeline.tools import find_tool, native_lib_dirs
 from tests.lm.helpers import ALPHABET, emissions, peaky
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "deepspeech_smoke"
@@ -112,11 +113,11 @@ def test_decoder_falls_back_to_flashlight_and_says_how_to_build(
 
 def test_a_library_built_from_other_source_is_not_used(native: None, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    lib = next(d / ctc_search.LIB_NAME for d in ctc_search.lib_dirs()
+    lib = next(d / ctc_search.LIB_NAME for d in native_lib_dirs()
                if (d / ctc_search.LIB_NAME).is_file())
     stale = tmp_path / ctc_search.LIB_NAME
     shutil.copy(lib, stale)
-    sha = ctc_search.hashlib.sha256(ctc_search.SOURCE.read_bytes()).hexdigest().encode()
+    sha = hashlib.sha256(ctc_search.SOURCE.read_bytes()).hexdigest().encode()
     data = stale.read_bytes()
     assert data.count(sha) == 1  # the stamp scripts/build_ctc_search.sh compiles in
     stale.write_bytes(data.replace(sha, b"0" * len(sha)))
