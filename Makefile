@@ -8,7 +8,7 @@ DEMO_LANG ?= fr
 DEMO_CLIPS ?= 3000
 PYTEST_ARGS ?=
 
-.PHONY: venv kenlm legacy-runtimes test test-all smoke lint reliability demo demo-digits clean-demo readme-vars bench container-test
+.PHONY: venv kenlm mpg123 legacy-runtimes test test-all smoke lint reliability demo demo-digits clean-demo readme-vars bench container-test
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ $(VENV)/.installed: setup.py requirements.txt requirements-cpu.txt requirements-
 kenlm: venv
 	PYTHON=$(PY) bash scripts/build_kenlm.sh
 
+# The import's MP3 decoder: Debian 12's libmpg123 plus pipeline/data/mpg123-band-limit.patch, cached in
+# ~/.cache/ds-pipeline (without it the system libmpg123 decodes, ~8 % slower imports).
+mpg123:
+	bash scripts/build_mpg123.sh
+
 # The DeepSpeech 0.9.3 / Coqui STT 1.4.0 wheels (cp39) whose native libraries judge our exports.
 legacy-runtimes: venv
 	PYTHON=$(PY) bash scripts/fetch_legacy_runtimes.sh
@@ -33,10 +38,10 @@ lint: venv
 	$(PY) -m mypy pipeline importers
 
 # The default suite (what CI runs): everything but tests marked `slow`.
-test: venv kenlm legacy-runtimes
+test: venv kenlm mpg123 legacy-runtimes
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS) tests
 
-test-all: venv kenlm legacy-runtimes
+test-all: venv kenlm mpg123 legacy-runtimes
 	$(PY) -m pytest $(PYTEST_ARGS) tests
 
 # DeepSpeech 0.9's CI smoke test, ours: overfit LDC93S1 (train = dev = test), export everything, every
@@ -51,7 +56,7 @@ reliability: venv kenlm legacy-runtimes
 	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS) tests/reliability
 
 # The whole pipeline on a synthesized French sample corpus, on CPU, into ./data.
-demo: venv kenlm
+demo: venv kenlm mpg123
 	mkdir -p $(DEMO_DIR)/sources
 	test -f $(DEMO_DIR)/sources/cv-corpus-sample-$(DEMO_LANG).tar.gz || \
 	  $(VENV)/bin/ds-pipeline sample-corpus --lang $(DEMO_LANG) --clips $(DEMO_CLIPS) \

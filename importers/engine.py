@@ -49,7 +49,7 @@ from importers.base import (
     rejection_from_row,
     rejection_from_sample,
 )
-from pipeline import audio
+from pipeline import audio, mp3
 from pipeline.config import FAST_TRAIN, SPLIT_POLICIES, Config
 from pipeline.corpus_csv import SPLITS, write_rows
 from pipeline.faults import crashpoint
@@ -112,7 +112,8 @@ def process_row(row: SourceRow, settings: RowSettings) -> Sample | Rejection:
     else:
         try:
             # from the path: faster than a BytesIO; bounded: an hour-long file is not read whole
-            samples, rate, _ = audio.decode(src, max_seconds=settings.max_duration)
+            samples, rate, _ = audio.decode(src, max_seconds=settings.max_duration,
+                                             for_rate=settings.sample_rate)
         except audio.AudioTooLong as exc:
             duration, too_long = exc.duration, "" if exc.exact else str(exc)
         except audio.AudioError as exc:
@@ -564,6 +565,9 @@ def _convert_once(key: str, rows: list[SourceRow], settings: RowSettings,
     first_listing: dict[str, SourceRow] = {}
     for r in rows:
         first_listing.setdefault(r.key, r)
+    if first_listing:
+        log.info("%s: checking and converting %d clips with %d workers; MP3 decoder: %s", key,
+                 len(first_listing), workers, mp3.describe())
     try:
         converted = run_rows(list(first_listing.values()), settings, workers, f"import {key}")
     except OSError as exc:  # raised in a pool worker: name the directory being filled

@@ -162,7 +162,8 @@ def _open(src: str | BinaryIO) -> sf.SoundFile:
     return f
 
 
-def _read_mp3(path: str, max_seconds: float | None) -> tuple[np.ndarray, int, int, int] | None:
+def _read_mp3(path: str, max_seconds: float | None, max_hz: float | None = None
+              ) -> tuple[np.ndarray, int, int, int] | None:
     """(samples, rate, declared frames or 0, limit) of an MP3 decoded by libmpg123 directly (see
     pipeline/mp3.py), or None when `path` is no MP3, libmpg123 is missing or does not decode it
     cleanly (libsndfile then decodes it, with its own messages). Raises AudioTooLong."""
@@ -176,7 +177,7 @@ def _read_mp3(path: str, max_seconds: float | None) -> tuple[np.ndarray, int, in
         exact = _mp3_length_is_exact(head if _mp3_audio_start(head) + 4096 <= len(head) else path)
         fh.seek(0)
         try:
-            dec = mp3.decode(fh, max_seconds, exact)
+            dec = mp3.decode(fh, max_seconds, exact, max_hz)
         except mp3.Mp3TooLong as exc:
             raise AudioTooLong(exc.frames / exc.rate, True) from None
         except mp3.Mp3Error:
@@ -187,13 +188,16 @@ def _read_mp3(path: str, max_seconds: float | None) -> tuple[np.ndarray, int, in
     return dec.samples, dec.rate, dec.length if exact else 0, limit
 
 
-def decode(path: str | os.PathLike[str] | BinaryIO, max_seconds: float | None = None
-           ) -> tuple[np.ndarray, int, int]:
+def decode(path: str | os.PathLike[str] | BinaryIO, max_seconds: float | None = None,
+           for_rate: int | None = None) -> tuple[np.ndarray, int, int]:
     """Decode a libsndfile-readable file (path or binary file object) to float32 mono samples;
     returns (samples, rate, channels of the source). Raises AudioError, or AudioTooLong without
-    reading past `max_seconds` (a multi-hour file never lands in memory)."""
+    reading past `max_seconds` (a multi-hour file never lands in memory). `for_rate`: the samples
+    will be resampled to this rate (to_16k_pcm16), so an MP3's band far above its Nyquist frequency
+    need not be decoded (see decode_band_hz)."""
     src: str | BinaryIO = path if hasattr(path, "read") else os.fspath(path)  # type: ignore[assignment]
-    fast = _read_mp3(src, max_seconds) if isinstance(src, str) else None
+    max_hz = decode_band_hz(for_rate) if for_rate else None
+    fast = _read_mp3(src, max_seconds, max_hz) if isinstance(src, str) else None
     if fast is not None:
         data, rate, declared, limit = fast
         channels = int(data.shape[1])
@@ -214,6 +218,17 @@ def decode(path: str | os.PathLike[str] | BinaryIO, max_seconds: float | None = 
                              f"holds {cut[1]}")
     mono = data.mean(axis=1, dtype=np.float32) if channels > 1 else data[:, 0]
     return mono, rate, channels
+
+
+# The band an MP3 decode keeps when its samples are resampled to `rate`: up to 1.25 x the new
+# Nyquist frequency (10 kHz for 16 kHz). soxr HQ passes 95 % of the Nyquist frequency and stops
+# everything above it, so the lines above add nothing but an onset transient in a clip's first
+# and last ~2 ms (measured: identical within 1 LSB from 10 ms in, within 3 LSB from 1 ms in).
+DECODE_BAND = 1.25
+
+
+def decode_band_hz(rate: int) -> float:
+    return DECODE_BAND * rate / 2
 
 
 def _read_sndfile(src: str | BinaryIO, max_seconds: float | None
@@ -315,7 +330,7 @@ def write_wav(path: str | os.PathLike[str], pcm16: np.ndarray, rate: int = TARGE
 
 def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> AudioInfo:
     """Convert any readable clip to a 16 kHz mono PCM16 wav at `dst`. Raises AudioError."""
-    samples, rate, _ = decode(src)
+    samples, rate, _ = decode(src, for_rate=TARGET_RATE)
     pcm = to_16k_pcm16(samples, rate)
     if pcm.size == 0:
         raise AudioError("no audio samples after resampling")
