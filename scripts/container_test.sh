@@ -84,7 +84,7 @@ trap cleanup EXIT
 # rebuild re-hashes the 2.5 GB venv layer (minutes on a busy machine).
 inputs="$( { printf '%s\n' "$base_image" "$tf_package"
              find Dockerfile.train Dockerfile_lang.train .dockerignore setup.py requirements.txt constraints-gpu.txt pipeline \
-               importers env_files scripts/build_ctc_search.sh -type f ! -name '*.pyc' -print0 | sort -z |
+               importers env_files scripts/build_ctc_search.sh scripts/build_mpg123.sh -type f ! -name '*.pyc' -print0 | sort -z |
                xargs -0 sha256sum; } |
            sha256sum | cut -c1-16)"
 if [ "$engine" = docker ]; then
@@ -201,6 +201,12 @@ crun --data "$data" --entrypoint python -- -c \
 lib, why = ctc_search.load()
 print("native beam search:", "loaded" if lib else why)' | tee "$logdir/ctc_search.txt"
 grep -q '^native beam search: loaded' "$logdir/ctc_search.txt" || fail "the native beam search does not load"
+
+step "the band-limited MP3 decoder is in the image and built from the packaged patch"
+crun --data "$data" --entrypoint python -- -c \
+  'from pipeline import mp3
+print("mp3 decoder:", mp3.describe())' | tee "$logdir/mp3.txt"
+grep -q '^mp3 decoder: libmpg123, band-limited' "$logdir/mp3.txt" || fail "the band-limited MP3 decoder does not load"
 
 step "transfer checkpoint: read-only mount at /transfer-checkpoint"
 ckpt="$work/transfer-checkpoint"
