@@ -1,7 +1,8 @@
 """Import speed: Common Voice mp3 -> 16 kHz mono PCM16 wav, clips per second.
 
-Ours: `importers.engine.run_rows` (normalize + checks + in-process decode through libmpg123, soxr
-'HQ' resampling = SoX's default `rate -h`, write; a pool of WORKERS processes). Baseline: the
+Ours: `importers.engine.run_rows` (normalize + checks + in-process decode through libmpg123 -- our
+band-limited build when scripts/build_mpg123.sh has built it, which skips the lines above 10 kHz --
+soxr 'HQ' resampling = SoX's default `rate -h`, write; a pool of WORKERS processes). Baseline: the
 DeepSpeech 0.9 `bin/import_cv2.py` way, one `sox` conversion per
 clip through the python `sox` package (`Transformer.convert(16000, 1)` + `build`) followed by one
 `soxi -s` per clip for the frame count, in a `multiprocessing.Pool` of the same size (DeepSpeech
@@ -166,8 +167,7 @@ def main() -> int:
     t_ours, t_ds, t_ds1 = best["ours"][0], best["ds"][0], best["ds1"][0]
     n = args.clips
     print(f"{n} clips ({audio_s / 60:.1f} min of 48 kHz mp3), {args.workers} workers")
-    decoder = "libmpg123" if mp3.available() else "libsndfile"
-    print(f"  ours ({decoder} + soxr HQ in process): {n / t_ours:7.1f} clips/s")
+    print(f"  ours (MP3 decoder: {mp3.describe()}; soxr HQ; in process): {n / t_ours:7.1f} clips/s")
     print(f"  DeepSpeech 0.9 (sox + soxi per clip), {args.workers} processes: {n / t_ds:7.1f} clips/s")
     print(f"  DeepSpeech 0.9 (sox + soxi per clip), 1 process:  {n / t_ds1:7.1f} clips/s")
     print(f"  ratio ours / DeepSpeech, same worker count: {t_ds / t_ours:.2f}x")
