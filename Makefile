@@ -25,7 +25,7 @@ kenlm: venv
 	PYTHON=$(PY) bash scripts/build_kenlm.sh
 
 # The import's MP3 decoder: Debian 12's libmpg123 plus pipeline/data/mpg123-band-limit.patch, cached in
-# ~/.cache/ds-pipeline (without it the system libmpg123 decodes, ~8 % slower imports).
+# ~/.cache/ds-pipeline (without it the system libmpg123 decodes, ≈ 10 % slower imports).
 mpg123:
 	bash scripts/build_mpg123.sh
 

@@ -13,7 +13,7 @@ then decodes through libsndfile, with the same results, more slowly.
 The library is preferably our own build (scripts/build_mpg123.sh: Debian 12's libmpg123 plus
 data/mpg123-band-limit.patch, `libds_mpg123.so`), which can skip the spectral lines above a frequency
 (`decode(max_hz=)`) instead of decoding them: a caller that resamples to 16 kHz loses nothing and
-the decode costs ~15 % less. Without it (or with DS_PIPELINE_MPG123=0) the system libmpg123 decodes
+the decode costs 10-15 % less. Without it (or with DS_PIPELINE_MPG123=0) the system libmpg123 decodes
 every line; with max_hz=None both give the same samples.
 """
 
@@ -150,7 +150,7 @@ def describe() -> str:
     if _LIB.band_limit:
         return "libmpg123, band-limited (scripts/build_mpg123.sh)"
     return (f"the system libmpg123 ({_WHY_NOT_OURS}); scripts/build_mpg123.sh (make mpg123) builds "
-            "the band-limited one, ~8 % faster imports")
+            "the band-limited one, ≈ 10 % faster imports")
 
 
 def is_mp3(head: bytes) -> bool:

@@ -37,7 +37,7 @@ fetch() {  # name sha256
   elif ! curl -fsSL --retry 3 -o "$WORK/$1" "$MIRROR/pool/main/m/mpg123/$1"; then
     echo "build_mpg123.sh: cannot download $MIRROR/pool/main/m/mpg123/$1; put it in a folder and" \
          "set MPG123_SOURCE_DIR to that folder (the import then works with the system libmpg123," \
-         "about 8 % slower)" >&2
+         "about 10 % slower)" >&2
     exit 1
   fi
   echo "$2  $WORK/$1" | sha256sum --check --quiet || { echo "build_mpg123.sh: $1 is not the pinned file" >&2; exit 1; }
