@@ -6,13 +6,13 @@
 #        scripts/build_ctc_search.sh --is-current DEST_DIR   (exit 0: built from this source)
 # Env: CXX (default g++). Called by scripts/build_kenlm.sh and the Dockerfile's KenLM stage.
 set -euo pipefail
-SRC="${CTC_SEARCH_SOURCE:-$(cd "$(dirname "$0")/.." && pwd)/pipeline/lm/ctc_search.cc}"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+SRC="${CTC_SEARCH_SOURCE:-$HERE/../pipeline/lm/ctc_search.cc}"
 LIB=libds_ctc_search.so
-SHA="$(sha256sum "$SRC" | cut -d' ' -f1)"
-if [[ "$1" == --is-current ]]; then
-  [[ -f "$2/$LIB" ]] && grep -qaF "$SHA" "$2/$LIB"
-  exit
-fi
+# shellcheck source=scripts/stamp.sh
+source "$HERE/stamp.sh"
+SHA="$(stamp_of "$SRC")"
+if [[ "$1" == --is-current ]]; then stamped_with "$2/$LIB" "$SHA"; exit; fi
 KENLM="$1"
 DEST="$2"
 mapfile -t KENLM_SOURCES < <(find "$KENLM/util" "$KENLM/lm" -maxdepth 1 -name '*.cc' \

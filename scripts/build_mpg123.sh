@@ -14,13 +14,12 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PATCH="${MPG123_PATCH:-$HERE/../pipeline/data/mpg123-band-limit.patch}"
 LIB=libds_mpg123.so
-SHA="$(sha256sum "$PATCH" | cut -d' ' -f1)"
-if [[ "${1:-}" == --is-current ]]; then
-  [[ -f "$2/$LIB" ]] && grep -qaF "$SHA" "$2/$LIB"
-  exit
-fi
+# shellcheck source=scripts/stamp.sh
+source "$HERE/stamp.sh"
+SHA="$(stamp_of "$PATCH")"
+if [[ "${1:-}" == --is-current ]]; then stamped_with "$2/$LIB" "$SHA"; exit; fi
 DEST="${1:-${XDG_CACHE_HOME:-$HOME/.cache}/ds-pipeline/kenlm/lib}"
-if bash "$0" --is-current "$DEST"; then echo "band-limited libmpg123 already built: $DEST/$LIB"; exit 0; fi
+if stamped_with "$DEST/$LIB" "$SHA"; then echo "band-limited libmpg123 already built: $DEST/$LIB"; exit 0; fi
 
 VERSION=1.31.2
 ORIG="mpg123_$VERSION.orig.tar.bz2"

@@ -84,7 +84,7 @@ trap cleanup EXIT
 # rebuild re-hashes the 2.5 GB venv layer (minutes on a busy machine).
 inputs="$( { printf '%s\n' "$base_image" "$tf_package"
              find Dockerfile.train Dockerfile_lang.train .dockerignore setup.py requirements.txt constraints-gpu.txt pipeline \
-               importers env_files scripts/build_ctc_search.sh scripts/build_mpg123.sh -type f ! -name '*.pyc' -print0 | sort -z |
+               importers env_files scripts/build_ctc_search.sh scripts/build_mpg123.sh scripts/stamp.sh -type f ! -name '*.pyc' -print0 | sort -z |
                xargs -0 sha256sum; } |
            sha256sum | cut -c1-16)"
 if [ "$engine" = docker ]; then

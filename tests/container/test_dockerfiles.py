@@ -135,7 +135,8 @@ def test_build_context_has_what_the_image_copies() -> None:
     assert {"pipeline", "importers", "setup.py", "requirements.txt"} <= allowed
 
 
-@pytest.mark.parametrize("script", ["container_test.sh", "make_base_rootfs.sh"])
+@pytest.mark.parametrize("script", ["container_test.sh", "make_base_rootfs.sh", "build_kenlm.sh",
+                                    "build_ctc_search.sh", "build_mpg123.sh", "stamp.sh"])
 def test_scripts_parse(script: str) -> None:
     path = ROOT / "scripts" / script
     assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
