@@ -30,13 +30,16 @@ MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
+# Where the files are once Debian has replaced this revision in its pool: Debian 12.11's snapshot.
+SNAPSHOT=https://snapshot.debian.org/archive/debian/20250520T000000Z
 fetch() {  # name sha256
   if [[ -n "${MPG123_SOURCE_DIR:-}" ]]; then
     cp "$MPG123_SOURCE_DIR/$1" "$WORK/$1"
-  elif ! curl -fsSL --retry 3 -o "$WORK/$1" "$MIRROR/pool/main/m/mpg123/$1"; then
-    echo "build_mpg123.sh: cannot download $MIRROR/pool/main/m/mpg123/$1; put it in a folder and" \
-         "set MPG123_SOURCE_DIR to that folder (the import then works with the system libmpg123," \
-         "about 10 % slower)" >&2
+  elif ! curl -fsSL --retry 3 -o "$WORK/$1" "$MIRROR/pool/main/m/mpg123/$1" &&
+       ! curl -fsSL --retry 3 -o "$WORK/$1" "$SNAPSHOT/pool/main/m/mpg123/$1"; then
+    echo "build_mpg123.sh: cannot download $1 from $MIRROR or $SNAPSHOT; put it in a folder" \
+         "and set MPG123_SOURCE_DIR to that folder (without this library the import decodes with" \
+         "the system libmpg123, about 10 % slower)" >&2
     exit 1
   fi
   echo "$2  $WORK/$1" | sha256sum --check --quiet || { echo "build_mpg123.sh: $1 is not the pinned file" >&2; exit 1; }
