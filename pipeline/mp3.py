@@ -128,7 +128,7 @@ def _load() -> tuple[_Lib | None, str]:
             return _Lib(ctypes.CDLL(name)), why
         except (OSError, AttributeError):
             continue
-    return None, why
+    return None, "no libmpg123: apt-get install libmpg123-0"
 
 
 _LIB, _WHY_NOT_OURS = _load()
@@ -146,7 +146,7 @@ def band_limited() -> bool:
 def describe() -> str:
     """Which MP3 decoder is in use, and how to get the faster one (for logs and benchmarks)."""
     if _LIB is None:
-        return "libsndfile (no libmpg123: apt-get install libmpg123-0)"
+        return f"libsndfile ({_WHY_NOT_OURS})"
     if _LIB.band_limit:
         return "libmpg123, band-limited (scripts/build_mpg123.sh)"
     return (f"the system libmpg123 ({_WHY_NOT_OURS}); scripts/build_mpg123.sh (make mpg123) builds "
