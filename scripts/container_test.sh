@@ -139,7 +139,16 @@ crun() {
     local cmd
     if [ -n "$entry" ]; then cmd=("$entry")
     else mapfile -t cmd < <("${BUILDAH[@]}" inspect --type image --format '{{range .OCIv1.Config.Entrypoint}}{{println .}}{{end}}' "$lang_tag"); fi
-    "${BUILDAH[@]}" run "${opts[@]}" "$ctr" -- "${cmd[@]}" "$@"
+    # runc sometimes fails to seal its memfd copy of itself ("Device or resource busy") before the
+    # container starts: nothing has run then, so that one error is retried once.
+    local errs="$work/crun.err" rc=0
+    "${BUILDAH[@]}" run "${opts[@]}" "$ctr" -- "${cmd[@]}" "$@" 2>"$errs" || rc=$?
+    cat "$errs" >&2
+    if [ "$rc" -ne 0 ] && grep -q 'sealing memfd copy' "$errs"; then
+      echo "(runc could not seal its memfd copy: running again)" >&2
+      rc=0; "${BUILDAH[@]}" run "${opts[@]}" "$ctr" -- "${cmd[@]}" "$@" || rc=$?
+    fi
+    return "$rc"
   fi
 }
 owner_check() {  # every path under DIR owned by uid 999
