@@ -62,7 +62,7 @@ mkdir -p "$WORK/build"
 sed -i "s/^soname_spec=.*/soname_spec='$LIB'/" "$WORK/build/libtool"
 make -C "$WORK/build" -j"${JOBS:-2}" src/libmpg123/libmpg123.la >/dev/null
 BUILT="$(find "$WORK/build/src/libmpg123/.libs" -name 'libmpg123.so.*.*' -type f | head -n1)"
-grep -qaF "$SHA" "$BUILT"
+stamped_with "$BUILT" "$SHA"
 mkdir -p "$DEST"
 install -m 0644 "$BUILT" "$DEST/$LIB.tmp.$$"
 mv -f "$DEST/$LIB.tmp.$$" "$DEST/$LIB"
